@@ -1,0 +1,66 @@
+"""Build the FastAPI application from one `Settings`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from app.api import api_router
+from app.api.errors import install_error_handlers
+from app.api.limits import BodySizeLimit
+from app.core.config import Settings, get_settings
+from app.core.dispatcher import Dispatcher
+from app.core.logs import configure_logging
+from app.core.services import build_core
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The API with its core services; migrations run before the first request."""
+    settings = settings or get_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.log_level)
+        core = await run_in_threadpool(build_core, settings)
+        dispatcher = Dispatcher(manager=core.manager, settings=settings)
+        app.state.settings = settings
+        app.state.manager = core.manager
+        app.state.dispatcher = dispatcher
+        maintenance = asyncio.create_task(_maintain_forever(dispatcher, settings))
+        try:
+            yield
+        finally:
+            maintenance.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await maintenance
+            dispatcher.close()
+            core.manager.dispose()
+
+    app = FastAPI(
+        title="Kedro job gateway",
+        version="1.0.0",
+        description="Start Kedro pipeline runs over REST, run them on Celery workers, "
+        "follow them to their end.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodySizeLimit)
+    install_error_handlers(app)
+    app.include_router(api_router)
+    return app
+
+
+async def _maintain_forever(dispatcher: Dispatcher, settings: Settings) -> None:
+    """Reap lost runs and (re)publish pending jobs, for as long as the API runs."""
+    while True:
+        try:
+            await run_in_threadpool(dispatcher.maintain)
+        except Exception:
+            logger.exception("maintenance pass failed; retrying")
+        await asyncio.sleep(settings.maintenance_interval_seconds)

@@ -1,0 +1,95 @@
+"""Submit jobs and keep them moving: publish to Celery, re-publish, reap lost runs.
+
+A job is committed before its message is published. If the broker is down the
+job stays `pending` and the maintenance pass publishes it later; a message that
+Redis lost is re-published after `REDISPATCH_AFTER_SECONDS` (with backoff).
+Duplicates are harmless: only one delivery can claim a job.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+from typing import Any
+
+from celery import Celery
+
+from app.celery_app import RUN_JOB_TASK, create_celery
+from app.core.config import Settings
+from app.core.job_manager import JobManager, utcnow
+from app.schemas.jobs import Job, JobCreate
+
+logger = logging.getLogger(__name__)
+
+BROKER_RETRY_AFTER_SECONDS = 2.0
+_PUBLISH_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+
+
+class Dispatcher:
+    """Publishes job messages; remembers a failing broker briefly so submits stay fast."""
+
+    def __init__(
+        self, *, manager: JobManager, settings: Settings, celery: Celery | None = None
+    ) -> None:
+        self._manager = manager
+        self._settings = settings
+        self._celery = celery or create_celery(settings)
+        self._broker_down_until = 0.0
+
+    def submit_job(
+        self, *, request: JobCreate, user_id: str | None, idempotency_key: str | None
+    ) -> tuple[Job, bool]:
+        """Record the job, then publish it; returns the job and whether it is new."""
+        publish_now = time.monotonic() >= self._broker_down_until
+        job, created = self._manager.create_job(
+            request=request,
+            user_id=user_id,
+            idempotency_key=idempotency_key,
+            dispatched=publish_now,
+        )
+        if created and publish_now and not self.publish(job):
+            self._manager.mark_undispatched(job_id=job.id)
+        return job, created
+
+    def publish(self, job: Job) -> bool:
+        """Send the job's message to its queue; False (and logged) if the broker refused."""
+        try:
+            self._celery.send_task(
+                RUN_JOB_TASK,
+                args=[job.id],
+                queue=job.queue,
+                retry=True,
+                retry_policy=_PUBLISH_RETRY,
+            )
+        except Exception as exc:  # kombu raises many types; any of them means "not sent"
+            self._broker_down_until = time.monotonic() + BROKER_RETRY_AFTER_SECONDS
+            logger.warning("job %s: publish failed, will retry: %s", job.id, _describe(exc))
+            return False
+        self._broker_down_until = 0.0
+        return True
+
+    def maintain(self) -> dict[str, Any]:
+        """One maintenance pass: fail lost runs, publish jobs that need it."""
+        stale_before = utcnow() - timedelta(seconds=self._settings.worker_lost_after_seconds)
+        lost = self._manager.fail_lost_jobs(
+            stale_before=stale_before,
+            reason=f"no heartbeat for {self._settings.worker_lost_after_seconds:g} s",
+        )
+        published = 0
+        due = self._manager.jobs_to_dispatch(
+            redispatch_after=timedelta(seconds=self._settings.redispatch_after_seconds)
+        )
+        for job in due:
+            if not self.publish(job):
+                break
+            self._manager.mark_dispatched(job_id=job.id)
+            published += 1
+        return {"lost": lost, "published": published}
+
+    def close(self) -> None:
+        self._celery.close()
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"

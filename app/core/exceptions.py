@@ -1,0 +1,29 @@
+"""The gateway's exceptions, mapped to HTTP in one handler (`app/api/errors.py`).
+
+GatewayError
+ ├── JobNotFound            404: unknown id, or a job the caller may not see
+ ├── JobConflict            409: the job is terminal, or an idempotency key is reused
+ └── InvalidJobRequest      422: a request that is well-formed but cannot run
+"""
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway raises on purpose."""
+
+    status_code = 500
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class JobNotFound(GatewayError):
+    status_code = 404
+
+
+class JobConflict(GatewayError):
+    status_code = 409
+
+
+class InvalidJobRequest(GatewayError):
+    status_code = 422

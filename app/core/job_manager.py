@@ -1,0 +1,657 @@
+"""The job store: the only module that writes SQL.
+
+Every state change is a compare-and-set on (id, status[, attempt]), so Celery's
+at-least-once delivery is harmless: a redelivered task that cannot claim its
+job does nothing, only the attempt that claimed a job may finish it, and
+terminal states never change.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from app.core.exceptions import JobConflict, JobNotFound
+from app.core.tables import job_events, job_output, jobs
+from app.schemas.jobs import (
+    TERMINAL_STATUSES,
+    Job,
+    JobCreate,
+    JobEvent,
+    JobStatus,
+    LogChunk,
+    Progress,
+    RunOptions,
+)
+
+logger = logging.getLogger(__name__)
+
+_INTERNAL_COLUMNS = {"idempotency_scope", "request_hash", "pid", "dispatched_at", "dispatch_count"}
+_JOB_COLUMNS = [column for column in jobs.c if column.name not in _INTERNAL_COLUMNS]
+_TERMINAL = [status.value for status in TERMINAL_STATUSES]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Visibility:
+    """Whose jobs a caller may see: one user's, or everyone's (admins, no auth)."""
+
+    user_id: str | None = None
+    sees_all: bool = True
+
+    def clause(self) -> Any:
+        return jobs.c.user_id == self.user_id if not self.sees_all else True
+
+
+EVERYONE = Visibility()
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A job this worker now owns for one attempt."""
+
+    job: Job
+    attempt: int
+
+
+@dataclass
+class RunProgress:
+    completed_nodes: list[str] = field(default_factory=list)
+    total_nodes: int | None = None
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a run ended, as the runner saw it."""
+
+    status: JobStatus
+    exit_code: int | None
+    execution_time: float | None
+    error_message: str | None
+    results: dict[str, Any]
+
+
+class JobManager:
+    """Owns every SQL statement and every state transition of a job."""
+
+    def __init__(self, engine: Engine, *, log_max_bytes: int) -> None:
+        self._engine = engine
+        self._head_limit = log_max_bytes // 2
+        self._tail_limit = log_max_bytes - self._head_limit
+
+    def dispose(self) -> None:
+        """Close pooled connections (before a fork, or when done)."""
+        self._engine.dispose()
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self._engine.connect() as connection:
+            connection = connection.execution_options(write=True)
+            with connection.begin():
+                yield connection
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self._engine.connect() as connection, connection.begin():
+            yield connection
+
+    # --- submit and read -------------------------------------------------
+
+    def create_job(
+        self,
+        *,
+        request: JobCreate,
+        user_id: str | None,
+        idempotency_key: str | None = None,
+        dispatched: bool,
+    ) -> tuple[Job, bool]:
+        """Record a pending job; returns it and whether it is new (not an idempotent repeat)."""
+        request_hash = _request_hash(request)
+        scope = f"{user_id or ''}\x00{idempotency_key}" if idempotency_key else None
+        now = utcnow()
+        job_id = str(uuid.uuid4())
+        values: dict[str, Any] = {
+            "id": job_id,
+            "pipeline_name": request.pipeline_name,
+            "parameters": request.parameters,
+            "options": request.run_options().model_dump(mode="json"),
+            "queue": request.queue,
+            "timeout_seconds": request.timeout_seconds,
+            "status": JobStatus.pending.value,
+            "user_id": user_id,
+            "idempotency_scope": scope,
+            "request_hash": request_hash,
+            "created_at": now,
+            "completed_nodes": [],
+            "attempt": 0,
+            "cancel_requested": False,
+            "output_bytes": 0,
+            "output_dropped_bytes": 0,
+            "dispatched_at": now if dispatched else None,
+            "dispatch_count": 1 if dispatched else 0,
+        }
+        try:
+            with self._write() as connection:
+                connection.execute(insert(jobs).values(**values))
+                _record_event(connection, job_id, JobStatus.pending, "submitted", 0, None, now)
+        except IntegrityError:
+            if scope is None:
+                raise
+            return self._idempotent_repeat(scope=scope, request_hash=request_hash), False
+        logger.info("job %s recorded (pipeline %s)", job_id, request.pipeline_name)
+        return self._get(job_id), True
+
+    def _idempotent_repeat(self, *, scope: str, request_hash: str) -> Job:
+        with self._read() as connection:
+            row = connection.execute(
+                select(jobs.c.id, jobs.c.request_hash).where(jobs.c.idempotency_scope == scope)
+            ).one()
+        if row.request_hash != request_hash:
+            raise JobConflict("Idempotency-Key was already used with a different request body")
+        return self._get(row.id)
+
+    def get_job(self, *, job_id: str, visibility: Visibility = EVERYONE) -> Job:
+        """The job, or `JobNotFound` if it does not exist or the caller may not see it."""
+        with self._read() as connection:
+            row = connection.execute(
+                select(*_JOB_COLUMNS).where(jobs.c.id == job_id, visibility.clause())
+            ).one_or_none()
+        if row is None:
+            raise JobNotFound(f"job {job_id} not found")
+        return _to_job(row._mapping)
+
+    def _get(self, job_id: str) -> Job:
+        return self.get_job(job_id=job_id)
+
+    def list_jobs(
+        self,
+        *,
+        visibility: Visibility = EVERYONE,
+        status: JobStatus | None = None,
+        pipeline_name: str | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> tuple[list[Job], str | None]:
+        """Newest first, keyset-paginated by an opaque cursor."""
+        query = select(*_JOB_COLUMNS).where(visibility.clause())
+        if status is not None:
+            query = query.where(jobs.c.status == status.value)
+        if pipeline_name is not None:
+            query = query.where(jobs.c.pipeline_name == pipeline_name)
+        if cursor is not None:
+            created_at, job_id = decode_cursor(cursor)
+            query = query.where(
+                or_(
+                    jobs.c.created_at < created_at,
+                    and_(jobs.c.created_at == created_at, jobs.c.id < job_id),
+                )
+            )
+        query = query.order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit + 1)
+        with self._read() as connection:
+            rows = connection.execute(query).all()
+        items = [_to_job(row._mapping) for row in rows[:limit]]
+        next_cursor = _encode_cursor(items[-1]) if len(rows) > limit else None
+        return items, next_cursor
+
+    def list_events(self, *, job_id: str, visibility: Visibility = EVERYONE) -> list[JobEvent]:
+        """The job's state transitions, oldest first."""
+        self.get_job(job_id=job_id, visibility=visibility)
+        with self._read() as connection:
+            rows = connection.execute(
+                select(job_events).where(job_events.c.job_id == job_id).order_by(job_events.c.id)
+            ).all()
+        return [
+            JobEvent(
+                at=row.at,
+                status=row.status,
+                reason=row.reason,
+                attempt=row.attempt,
+                worker=row.worker,
+            )
+            for row in rows
+        ]
+
+    # --- dispatch ----------------------------------------------------------
+
+    def jobs_to_dispatch(self, *, redispatch_after: timedelta, limit: int = 200) -> list[Job]:
+        """Pending jobs never published, or published long ago and still unclaimed."""
+        now = utcnow()
+        with self._read() as connection:
+            rows = connection.execute(
+                select(*_JOB_COLUMNS, jobs.c.dispatched_at, jobs.c.dispatch_count)
+                .where(
+                    jobs.c.status == JobStatus.pending.value,
+                    jobs.c.cancel_requested.is_(False),
+                    or_(
+                        jobs.c.dispatched_at.is_(None),
+                        jobs.c.dispatched_at < now - redispatch_after,
+                    ),
+                )
+                .order_by(jobs.c.created_at)
+                .limit(limit)
+            ).all()
+        due = []
+        for row in rows:
+            # Back off exponentially: a long queue is not a lost message.
+            backoff = redispatch_after * 2 ** min(max(row.dispatch_count - 1, 0), 6)
+            if row.dispatched_at is None or row.dispatched_at <= now - backoff:
+                due.append(_to_job(row._mapping))
+        return due
+
+    def mark_dispatched(self, *, job_id: str) -> None:
+        """Note that a message for this job was just published."""
+        with self._write() as connection:
+            connection.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id, jobs.c.status == JobStatus.pending.value)
+                .values(dispatched_at=utcnow(), dispatch_count=jobs.c.dispatch_count + 1)
+            )
+
+    def forget_dispatches(self) -> None:
+        """Treat every pending job as never published (the broker was replaced)."""
+        with self._write() as connection:
+            connection.execute(
+                update(jobs)
+                .where(jobs.c.status == JobStatus.pending.value)
+                .values(dispatched_at=None, dispatch_count=0)
+            )
+
+    def mark_undispatched(self, *, job_id: str) -> None:
+        """The publish failed: leave the job for the dispatcher."""
+        with self._write() as connection:
+            connection.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id, jobs.c.status == JobStatus.pending.value)
+                .values(dispatched_at=None)
+            )
+
+    # --- the worker's side ---------------------------------------------------
+
+    def claim_job(self, *, job_id: str, worker: str) -> Claim | None:
+        """pending → running for exactly one caller; None if it is not ours to run."""
+        now = utcnow()
+        with self._write() as connection:
+            attempt = connection.execute(
+                update(jobs)
+                .where(
+                    jobs.c.id == job_id,
+                    jobs.c.status == JobStatus.pending.value,
+                    jobs.c.cancel_requested.is_(False),
+                )
+                .values(
+                    status=JobStatus.running.value,
+                    attempt=jobs.c.attempt + 1,
+                    worker=worker,
+                    started_at=now,
+                    heartbeat_at=now,
+                )
+                .returning(jobs.c.attempt)
+            ).scalar_one_or_none()
+            if attempt is None:
+                return None
+            _record_event(connection, job_id, JobStatus.running, "claimed", attempt, worker, now)
+        return Claim(job=self._get(job_id), attempt=attempt)
+
+    def set_pid(self, *, job_id: str, attempt: int, pid: int) -> None:
+        with self._write() as connection:
+            connection.execute(update(jobs).where(*_owned(job_id, attempt)).values(pid=pid))
+
+    def heartbeat(self, *, job_id: str, attempt: int) -> str | None:
+        """Refresh the job's heartbeat; returns why the run must stop, or None to go on."""
+        with self._write() as connection:
+            row = connection.execute(
+                update(jobs)
+                .where(*_owned(job_id, attempt))
+                .values(heartbeat_at=utcnow())
+                .returning(jobs.c.cancel_requested, jobs.c.cancel_reason)
+            ).one_or_none()
+        if row is None:
+            return "the job is no longer owned by this attempt"
+        if row.cancel_requested:
+            return str(row.cancel_reason or "cancelled")
+        return None
+
+    def append_output(
+        self, *, job_id: str, attempt: int, offset: int, data: bytes, progress: RunProgress
+    ) -> None:
+        """Store a batch of output at its logical offset, keeping head and tail under the cap."""
+        pieces = self._capped_pieces(offset, data)
+        dropped = len(data) - sum(len(piece) for _, piece in pieces)
+        with self._write() as connection:
+            updated = connection.execute(
+                update(jobs)
+                .where(*_owned(job_id, attempt))
+                .values(
+                    output_bytes=offset + len(data),
+                    output_dropped_bytes=jobs.c.output_dropped_bytes + dropped,
+                    completed_nodes=list(progress.completed_nodes),
+                    total_nodes=progress.total_nodes,
+                    heartbeat_at=utcnow(),
+                )
+            ).rowcount
+            if not updated:
+                return
+            if pieces:
+                connection.execute(
+                    insert(job_output),
+                    [
+                        {"job_id": job_id, "offset": at, "size": len(piece), "data": piece}
+                        for at, piece in pieces
+                    ],
+                )
+            self._roll_tail(connection, job_id, end=offset + len(data))
+
+    def _capped_pieces(self, offset: int, data: bytes) -> list[tuple[int, bytes]]:
+        pieces = []
+        end = offset + len(data)
+        if offset < self._head_limit:
+            head = data[: self._head_limit - offset]
+            pieces.append((offset, head))
+            offset += len(head)
+            data = data[len(head) :]
+        if data:
+            keep_from = max(offset, end - self._tail_limit)
+            pieces.append((keep_from, data[keep_from - offset :]))
+        return [(at, piece) for at, piece in pieces if piece]
+
+    def _roll_tail(self, connection: Connection, job_id: str, *, end: int) -> None:
+        """Drop tail chunks that fell out of the last `tail_limit` bytes."""
+        keep_from = end - self._tail_limit
+        if keep_from <= self._head_limit:
+            return
+        stale = connection.execute(
+            select(job_output.c.offset, job_output.c.size, job_output.c.data).where(
+                job_output.c.job_id == job_id,
+                job_output.c.offset >= self._head_limit,
+                job_output.c.offset < keep_from,
+            )
+        ).all()
+        dropped = 0
+        for row in stale:
+            connection.execute(
+                delete(job_output).where(
+                    job_output.c.job_id == job_id, job_output.c.offset == row.offset
+                )
+            )
+            if row.offset + row.size <= keep_from:
+                dropped += row.size
+                continue
+            kept = row.data[keep_from - row.offset :]
+            dropped += row.size - len(kept)
+            connection.execute(
+                insert(job_output).values(
+                    job_id=job_id, offset=keep_from, size=len(kept), data=kept
+                )
+            )
+        if dropped:
+            connection.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id)
+                .values(output_dropped_bytes=jobs.c.output_dropped_bytes + dropped)
+            )
+
+    def finish_job(self, *, job_id: str, attempt: int, outcome: RunOutcome) -> bool:
+        """running → terminal, only for the attempt that claimed the job."""
+        now = utcnow()
+        with self._write() as connection:
+            worker = connection.execute(
+                update(jobs)
+                .where(*_owned(job_id, attempt))
+                .values(
+                    status=outcome.status.value,
+                    completed_at=now,
+                    exit_code=outcome.exit_code,
+                    execution_time=outcome.execution_time,
+                    error_message=outcome.error_message,
+                    results=outcome.results,
+                    pid=None,
+                )
+                .returning(jobs.c.worker)
+            ).scalar_one_or_none()
+            if worker is None:
+                return False
+            _record_event(
+                connection, job_id, outcome.status, outcome.error_message, attempt, worker, now
+            )
+        logger.info("job %s %s (exit code %s)", job_id, outcome.status.value, outcome.exit_code)
+        return True
+
+    # --- control -------------------------------------------------------------
+
+    def request_cancel(self, *, job_id: str, reason: str, visibility: Visibility = EVERYONE) -> Job:
+        """Cancel a pending job at once, or ask the attempt running it to stop."""
+        for _ in range(5):
+            job = self.get_job(job_id=job_id, visibility=visibility)
+            if job.status.is_terminal:
+                raise JobConflict(f"job {job_id} is already {job.status.value}")
+            if self._cancel_if_still(job.status, job_id=job_id, reason=reason):
+                return self._get(job_id)
+        raise JobConflict(f"job {job_id} changed state while being cancelled; try again")
+
+    def _cancel_if_still(self, status: JobStatus, *, job_id: str, reason: str) -> bool:
+        now = utcnow()
+        still = (jobs.c.id == job_id, jobs.c.status == status.value)
+        with self._write() as connection:
+            if status == JobStatus.running:
+                return bool(
+                    connection.execute(
+                        update(jobs)
+                        .where(*still)
+                        .values(cancel_requested=True, cancel_reason=reason)
+                    ).rowcount
+                )
+            cancelled = connection.execute(
+                update(jobs)
+                .where(*still)
+                .values(
+                    status=JobStatus.cancelled.value,
+                    completed_at=now,
+                    cancel_requested=True,
+                    cancel_reason=reason,
+                    error_message=reason,
+                )
+            ).rowcount
+            if cancelled:
+                _record_event(connection, job_id, JobStatus.cancelled, reason, 0, None, now)
+        return bool(cancelled)
+
+    def fail_lost_jobs(self, *, stale_before: datetime, reason: str) -> list[str]:
+        """Fail running jobs whose heartbeat is older than `stale_before`."""
+        with self._read() as connection:
+            rows = connection.execute(
+                select(jobs.c.id, jobs.c.attempt, jobs.c.worker).where(
+                    jobs.c.status == JobStatus.running.value, jobs.c.heartbeat_at < stale_before
+                )
+            ).all()
+        return [row.id for row in rows if self._fail_lost(row.id, row.attempt, row.worker, reason)]
+
+    def fail_jobs_of_worker(self, *, worker: str, reason: str) -> list[str]:
+        """Fail the running jobs a (re)starting worker had claimed: it no longer runs them."""
+        with self._read() as connection:
+            rows = connection.execute(
+                select(jobs.c.id, jobs.c.attempt).where(
+                    jobs.c.status == JobStatus.running.value, jobs.c.worker == worker
+                )
+            ).all()
+        return [row.id for row in rows if self._fail_lost(row.id, row.attempt, worker, reason)]
+
+    def _fail_lost(self, job_id: str, attempt: int, worker: str | None, reason: str) -> bool:
+        message = f"worker lost: {reason}" + (f" ({worker})" if worker else "")
+        outcome = RunOutcome(
+            status=JobStatus.failed,
+            exit_code=None,
+            execution_time=None,
+            error_message=message,
+            results={"error": message},
+        )
+        finished = self.finish_job(job_id=job_id, attempt=attempt, outcome=outcome)
+        if finished:
+            logger.warning("job %s failed: %s", job_id, message)
+        return finished
+
+    # --- output --------------------------------------------------------------
+
+    def read_output(
+        self, *, job_id: str, offset: int, limit: int, visibility: Visibility = EVERYONE
+    ) -> LogChunk:
+        """Output from `offset` (skipping any dropped gap), cut at UTF-8 character boundaries."""
+        job = self.get_job(job_id=job_id, visibility=visibility)
+        with self._read() as connection:
+            rows = connection.execute(
+                select(job_output.c.offset, job_output.c.data)
+                .where(
+                    job_output.c.job_id == job_id,
+                    job_output.c.offset + job_output.c.size > offset,
+                )
+                .order_by(job_output.c.offset)
+            ).all()
+        start, data = _contiguous(rows, offset=offset, limit=limit)
+        skip = _leading_continuation_bytes(data)
+        data = data[skip:]
+        data = data[: len(data) - _incomplete_tail(data)]
+        start += skip
+        next_offset = start + len(data)
+        complete = job.status.is_terminal and next_offset >= job.output_bytes
+        return LogChunk(
+            offset=start,
+            next_offset=next_offset,
+            data=data.decode("utf-8", "replace"),
+            complete=complete,
+        )
+
+    def count_jobs(self, *, statuses: Sequence[JobStatus]) -> int:
+        with self._read() as connection:
+            return int(
+                connection.execute(
+                    select(func.count()).where(jobs.c.status.in_([s.value for s in statuses]))
+                ).scalar_one()
+            )
+
+
+def _owned(job_id: str, attempt: int) -> tuple[Any, ...]:
+    return (
+        jobs.c.id == job_id,
+        jobs.c.status == JobStatus.running.value,
+        jobs.c.attempt == attempt,
+    )
+
+
+def _record_event(
+    connection: Connection,
+    job_id: str,
+    status: JobStatus,
+    reason: str | None,
+    attempt: int,
+    worker: str | None,
+    at: datetime,
+) -> None:
+    connection.execute(
+        insert(job_events).values(
+            job_id=job_id,
+            at=at,
+            status=status.value,
+            reason=reason,
+            attempt=attempt,
+            worker=worker,
+        )
+    )
+
+
+def _to_job(row: Any) -> Job:
+    options = RunOptions.model_validate(row["options"])
+    return Job(
+        **options.model_dump(),
+        id=row["id"],
+        pipeline_name=row["pipeline_name"],
+        parameters=row["parameters"],
+        status=JobStatus(row["status"]),
+        user_id=row["user_id"],
+        queue=row["queue"],
+        timeout_seconds=row["timeout_seconds"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        completed_at=row["completed_at"],
+        execution_time=row["execution_time"],
+        exit_code=row["exit_code"],
+        error_message=row["error_message"],
+        progress=Progress(
+            completed_nodes=len(row["completed_nodes"]), total_nodes=row["total_nodes"]
+        ),
+        results=row["results"],
+        worker=row["worker"],
+        attempt=row["attempt"],
+        cancel_requested=row["cancel_requested"],
+        heartbeat_at=row["heartbeat_at"],
+        output_bytes=row["output_bytes"],
+        output_dropped_bytes=row["output_dropped_bytes"],
+    )
+
+
+def _request_hash(request: JobCreate) -> str:
+    canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _encode_cursor(job: Job) -> str:
+    raw = json.dumps([job.created_at.isoformat(), job.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """Raises ValueError for anything that is not a cursor this API handed out."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, job_id = json.loads(raw)
+        return datetime.fromisoformat(created_at), str(uuid.UUID(job_id))
+    except (ValueError, TypeError) as exc:
+        raise ValueError("invalid cursor") from exc
+
+
+def _contiguous(rows: Sequence[Any], *, offset: int, limit: int) -> tuple[int, bytes]:
+    """Join stored chunks from `offset` (or the first kept byte after it) up to `limit` bytes."""
+    if not rows:
+        return offset, b""
+    start = max(offset, rows[0].offset)
+    parts: list[bytes] = []
+    position = start
+    for row in rows:
+        if row.offset > position or position - start >= limit:
+            break
+        piece = row.data[position - row.offset :][: limit - (position - start)]
+        parts.append(piece)
+        position += len(piece)
+    return start, b"".join(parts)
+
+
+def _leading_continuation_bytes(data: bytes) -> int:
+    count = 0
+    while count < min(3, len(data)) and data[count] & 0xC0 == 0x80:
+        count += 1
+    return count
+
+
+def _incomplete_tail(data: bytes) -> int:
+    """How many trailing bytes form an unfinished UTF-8 character."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte & 0xC0 == 0x80:
+            continue
+        if byte & 0x80 == 0:
+            return 0
+        width = 2 if byte & 0xE0 == 0xC0 else 3 if byte & 0xF0 == 0xE0 else 4
+        return back if back < width else 0
+    return 0

@@ -1,0 +1,107 @@
+"""Table definitions of the job store (the schema itself is versioned by Alembic)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC, returns aware UTC: the same on SQLite and PostgreSQL."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
+        if not isinstance(parsed, datetime):
+            raise TypeError(f"expected a datetime, got {type(value).__name__}")
+        return parsed.replace(tzinfo=UTC)
+
+
+metadata = MetaData()
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("pipeline_name", String(200), nullable=False),
+    Column("parameters", JSON, nullable=False),
+    Column("options", JSON, nullable=False),
+    Column("queue", String(100), nullable=False),
+    Column("timeout_seconds", Float),
+    Column("status", String(16), nullable=False),
+    Column("user_id", String(200)),
+    Column("idempotency_scope", String(600), unique=True),
+    Column("request_hash", String(64)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime),
+    Column("completed_at", UTCDateTime),
+    Column("execution_time", Float),
+    Column("exit_code", Integer),
+    Column("error_message", Text),
+    Column("completed_nodes", JSON, nullable=False),
+    Column("total_nodes", Integer),
+    Column("results", JSON),
+    Column("worker", String(255)),
+    Column("attempt", Integer, nullable=False),
+    Column("pid", Integer),
+    Column("heartbeat_at", UTCDateTime),
+    Column("cancel_requested", Boolean, nullable=False),
+    Column("cancel_reason", String(300)),
+    Column("output_bytes", BigInteger, nullable=False),
+    Column("output_dropped_bytes", BigInteger, nullable=False),
+    Column("dispatched_at", UTCDateTime),
+    Column("dispatch_count", Integer, nullable=False),
+    Index("ix_jobs_created", "created_at", "id"),
+    Index("ix_jobs_status", "status"),
+    Index("ix_jobs_user_created", "user_id", "created_at"),
+)
+
+job_output = Table(
+    "job_output",
+    metadata,
+    Column("job_id", String(36), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("offset", BigInteger, primary_key=True),
+    Column("size", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)
+
+job_events = Table(
+    "job_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", String(36), ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text),
+    Column("attempt", Integer, nullable=False),
+    Column("worker", String(255)),
+    Index("ix_job_events_job", "job_id", "id"),
+)

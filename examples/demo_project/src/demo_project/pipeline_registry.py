@@ -1,0 +1,68 @@
+"""Project pipelines."""
+
+from __future__ import annotations
+
+from kedro.pipeline import Node, Pipeline
+
+from demo_project import nodes
+
+
+def _arithmetic() -> Pipeline:
+    """``initial_value`` -> add 5 -> multiply by 2 -> subtract 10."""
+    return Pipeline(
+        [
+            Node(
+                nodes.add_five,
+                "params:initial_value",
+                "plus_five",
+                name="add_five",
+                tags="first",
+            ),
+            Node(
+                nodes.multiply_by_two,
+                "plus_five",
+                "times_two",
+                name="multiply_by_two",
+                tags="rest",
+            ),
+            Node(
+                nodes.subtract_ten,
+                "times_two",
+                "result",
+                name="subtract_ten",
+                tags="rest",
+            ),
+        ]
+    )
+
+
+def register_pipelines() -> dict[str, Pipeline]:
+    """Register the project's pipelines by name."""
+    arithmetic = _arithmetic()
+    return {
+        "__default__": arithmetic,
+        "arithmetic": arithmetic,
+        "fail": Pipeline([Node(nodes.boom, "params:initial_value", None, name="boom")]),
+        "slow": Pipeline(
+            [
+                Node(
+                    nodes.sleep_with_progress,
+                    ["params:slow.seconds", "params:slow.interval"],
+                    None,
+                    name="sleep_with_progress",
+                )
+            ]
+        ),
+        "echo": Pipeline([Node(nodes.echo_parameters, "parameters", None, name="echo_parameters")]),
+        "chatty": Pipeline([Node(nodes.print_megabytes, "params:chatty.mb", None, name="chatty")]),
+        "children": Pipeline(
+            [
+                Node(
+                    nodes.spawn_children,
+                    "params:children.seconds",
+                    None,
+                    name="spawn_children",
+                )
+            ]
+        ),
+    }

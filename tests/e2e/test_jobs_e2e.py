@@ -1,0 +1,164 @@
+"""End to end: real Redis, real Celery workers, the API over HTTP, real `kedro run`."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import psutil
+import pytest
+
+from tests.utils.stack import Stack, read_log, submit, wait_for_status, wait_until
+
+pytestmark = pytest.mark.e2e
+
+ROUND_TRIP = {
+    "s": "a,b=c #x: y",
+    "n": 7,
+    "f": 1.5,
+    "b": True,
+    "z": None,
+    "lst": [1, "two"],
+    "nested": {"b": {"c": "x"}},
+    "tmpl": "${oc.env:HOME}",
+    "u": "café ✓",
+    "w": "yes",
+    "o": "007",
+}
+AWKWARD = {
+    "esc1": "a\\${b}",
+    "esc2": "a\\\\${b}",
+    "dollar": "$5 {} $",
+    "emoji": "🎉 ok",
+    "ctrl": "del\x7f nel\x85 ls\u2028 nl\n tab\t",
+    "big": 2**70,
+    "empty_list": [],
+    "empty_dict": {},
+    "neg": -0.5,
+    "quote": 'it\'s "quoted"',
+}
+
+
+def test_arithmetic_completes_with_progress_results_and_log(stack: Stack) -> None:
+    with stack.client() as client:
+        job = submit(client, pipeline_name="arithmetic", parameters={"initial_value": 7})
+        assert job["status"] == "pending"
+        done = wait_for_status(client, job["id"])
+        log = read_log(client, job["id"])
+        events = client.get(f"/jobs/{job['id']}/events").json()["items"]
+
+    assert done["status"] == "completed", done
+    assert done["exit_code"] == 0
+    assert done["progress"] == {"completed_nodes": 3, "total_nodes": 3}
+    assert done["attempt"] == 1 and done["worker"]
+    assert 0 < done["execution_time"] < 60
+    assert done["started_at"] <= done["completed_at"]
+    results = done["results"]
+    assert results["completed_nodes"] == ["add_five", "multiply_by_two", "subtract_ten"]
+    assert results["exit_code"] == 0 and results["output_tail"]
+    assert re.search(r"subtract_ten: value = 14\b", log), log
+    assert [event["status"] for event in events] == ["pending", "running", "completed"]
+
+
+def test_failing_node_reports_the_error(stack: Stack) -> None:
+    with stack.client() as client:
+        job = submit(client, pipeline_name="fail")
+        done = wait_for_status(client, job["id"])
+    assert done["status"] == "failed"
+    assert done["exit_code"] == 1
+    assert "ValueError" in done["error_message"] and "intentional" in done["error_message"]
+
+
+def test_unknown_pipeline_fails_naming_it(stack: Stack) -> None:
+    with stack.client() as client:
+        job = submit(client, pipeline_name="no_such_pipeline")
+        done = wait_for_status(client, job["id"])
+    assert done["status"] == "failed"
+    assert done["exit_code"] != 0
+    assert "no_such_pipeline" in done["error_message"]
+
+
+@pytest.mark.parametrize("parameters", [ROUND_TRIP, AWKWARD], ids=["contract", "awkward"])
+def test_parameters_reach_kedro_with_types_and_characters_intact(
+    stack: Stack, parameters: dict[str, object]
+) -> None:
+    with stack.client() as client:
+        job = submit(client, pipeline_name="echo", parameters=parameters)
+        done = wait_for_status(client, job["id"])
+        log = read_log(client, job["id"])
+    assert done["status"] == "completed", done["error_message"]
+    line = next(line for line in log.split("\n") if line.startswith("ECHO "))
+    echoed = json.loads(line.removeprefix("ECHO "))
+    for name, value in parameters.items():
+        assert echoed[name]["value"] == value, name
+        assert echoed[name]["type"] == type(value).__name__, name
+
+
+def test_log_grows_while_running_and_offset_paging_reassembles_it(stack: Stack) -> None:
+    with stack.client() as client:
+        job = submit(
+            client, pipeline_name="slow", parameters={"slow": {"seconds": 3, "interval": 0.1}}
+        )
+
+        def growing_while_running() -> bool:
+            current = client.get(f"/jobs/{job['id']}").json()
+            chunk = client.get(f"/jobs/{job['id']}/logs").json()
+            return current["status"] == "running" and "slow" in chunk["data"]
+
+        wait_until(growing_while_running, timeout=30, what="output while running")
+        done = wait_for_status(client, job["id"])
+        whole = client.get(f"/jobs/{job['id']}/logs").json()
+        pieces, offset = [], 0
+        while True:
+            page = client.get(
+                f"/jobs/{job['id']}/logs", params={"offset": offset, "limit": 333}
+            ).json()
+            pieces.append(page["data"])
+            offset = page["next_offset"]
+            if page["complete"]:
+                break
+    assert done["status"] == "completed"
+    assert whole["complete"] is True
+    assert "".join(pieces) == whole["data"]
+    assert offset == done["output_bytes"]
+
+
+def _worker_rss(stack: Stack) -> int:
+    """RSS of every worker process (main and pool), excluding the kedro runs they start."""
+    total = 0
+    for worker in stack.workers:
+        assert worker.process is not None
+        main = psutil.Process(worker.process.pid)
+        for proc in [main, *main.children(recursive=True)]:
+            try:
+                if "kedro" not in " ".join(proc.cmdline()):
+                    total += proc.memory_info().rss
+            except psutil.NoSuchProcess:
+                continue
+    return total
+
+
+def test_chatty_output_is_capped_and_worker_memory_stays_bounded(stack: Stack) -> None:
+    cap = 2 * 1024 * 1024  # LOG_MAX_BYTES of the shared stack
+    with stack.client() as client:
+        baseline = _worker_rss(stack)
+        job = submit(client, pipeline_name="chatty", parameters={"chatty": {"mb": 50}})
+        peak = baseline
+
+        def finished() -> bool:
+            nonlocal peak
+            peak = max(peak, _worker_rss(stack))
+            return client.get(f"/jobs/{job['id']}").json()["status"] in {"completed", "failed"}
+
+        wait_until(finished, timeout=240, interval=0.1, what="chatty job")
+        done = client.get(f"/jobs/{job['id']}").json()
+        logs = f"/jobs/{job['id']}/logs"
+        head = client.get(logs, params={"limit": cap}).json()
+        tail = client.get(logs, params={"offset": head["next_offset"], "limit": cap}).json()
+    assert done["status"] == "completed", done["error_message"]
+    assert done["output_bytes"] >= 50 * 1000 * 1000
+    assert done["output_dropped_bytes"] == done["output_bytes"] - cap
+    assert head["offset"] == 0 and head["next_offset"] == cap // 2  # the head is kept
+    assert tail["offset"] == done["output_bytes"] - cap // 2  # then the gap is skipped
+    assert tail["complete"] and "chatty done" in tail["data"]  # the tail rolled to the end
+    assert peak - baseline < 50 * 1024 * 1024, (baseline, peak)

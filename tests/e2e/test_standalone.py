@@ -1,0 +1,68 @@
+"""`python main.py` as a newcomer runs it: the whole stack up, a job done, Ctrl-C stops all."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from app.core.config import REPO_ROOT
+from tests.utils.stack import free_port, submit, wait_for_status, wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+def test_standalone_runs_a_job_and_sigint_stops_every_process(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "KEDRO_"))}
+    env.update(
+        PORT=str(port),
+        DATA_DIR=str(tmp_path / "data"),
+        DATABASE_URL=f"sqlite:///{tmp_path / 'jobs.db'}",
+    )
+    log_path = tmp_path / "main.log"
+    with log_path.open("wb") as log:
+        main = subprocess.Popen(
+            [sys.executable, "main.py"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        base = f"http://127.0.0.1:{port}/api/v1"
+
+        def answers() -> bool:
+            assert main.poll() is None, log_path.read_text()
+            try:
+                return httpx.get(f"{base}/health/live", timeout=1).is_success
+            except httpx.HTTPError:
+                return False
+
+        wait_until(answers, timeout=60, what="standalone API")
+        with httpx.Client(base_url=base, timeout=30) as client:
+            job = submit(client, pipeline_name="arithmetic", parameters={"initial_value": 10})
+            done = wait_for_status(client, job["id"], timeout=90)
+        assert done["status"] == "completed", done
+        assert done["progress"] == {"completed_nodes": 3, "total_nodes": 3}
+        started = psutil.Process(main.pid).children(recursive=True)
+        names = " ".join(" ".join(p.cmdline()) for p in started)
+        assert "redis-server" in names and "celery" in names
+
+        os.killpg(main.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
+        assert main.wait(timeout=60) == 0, log_path.read_text()
+
+        def all_gone() -> bool:
+            return not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in started)
+
+        wait_until(all_gone, timeout=30, what="every started process to exit")
+    finally:
+        if main.poll() is None:
+            os.killpg(main.pid, signal.SIGKILL)

@@ -21,11 +21,12 @@ import tempfile
 import time
 from collections import deque
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from app.core.config import Settings
-from app.core.job_manager import Claim, JobManager, RunOutcome, RunProgress
+from app.core.job_manager import Claim, JobManager, RunOutcome, RunProgress, utcnow
 from app.core.kedro_params import dump_run_config, escape_parameters
 from app.schemas.jobs import Job, JobStatus
 
@@ -161,8 +162,8 @@ class _Run:
         self.buffer = bytearray()
         self.offset = 0
         self.stop_reason: tuple[JobStatus, str] | None = None
-        timeout = self.job.timeout_seconds or settings.job_timeout_seconds
-        self.timeout = timeout
+        self.timeout = self.job.timeout_seconds or settings.job_timeout_seconds
+        self.process_started_at = self.process_exited_at = utcnow()
 
     def execute(self, workdir: Path) -> RunOutcome:
         config_path = workdir / f"run-config-{self.job.id}.json"
@@ -172,6 +173,7 @@ class _Run:
         )
         logger.info("job %s starting: %s", self.job.id, argv)
         started = time.monotonic()
+        self.process_started_at = utcnow()
         try:
             process = self._spawn(argv)
         except OSError as exc:
@@ -179,6 +181,7 @@ class _Run:
         self.manager.set_pid(job_id=self.job.id, attempt=self.attempt, pid=process.pid)
         returncode, exited = self._supervise(process)
         execution_time = round(exited - started, 3)
+        self.process_exited_at = self.process_started_at + timedelta(seconds=exited - started)
         self.parser.finish()
         self._flush()
         return self._outcome(returncode, execution_time)
@@ -294,6 +297,8 @@ class _Run:
             "node_seconds": dict(self.parser.node_seconds),
             "output_tail": list(self.parser.tail),
             "output_bytes": self.offset,
+            "process_started_at": self.process_started_at.isoformat(),
+            "process_exited_at": self.process_exited_at.isoformat(),
         }
         if self.stop_reason is not None:
             status, message = self.stop_reason

@@ -22,7 +22,7 @@ app = create_app()
 
 def main() -> None:
     settings = get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     if settings.celery_broker_url:
         uvicorn.run(app, host=settings.host, port=settings.port, log_config=None)
         return

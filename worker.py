@@ -5,16 +5,19 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from celery.signals import celeryd_init
+from celery.signals import celeryd_init, worker_ready, worker_shutdown
 
 from app import tasks  # noqa: F401  (registers the tasks)
 from app.celery_app import celery_app
 from app.core.config import get_settings
 from app.core.logs import configure_logging
-from app.core.services import build_core
+from app.core.services import build_core, core_for_this_process
+from app.core.worker_presence import WorkerPresence
 
 logger = logging.getLogger("worker")
-configure_logging(get_settings().log_level)
+configure_logging(get_settings().log_level, get_settings().log_format)
+app = celery_app  # `celery -A worker` looks for `app`
+_presence: list[WorkerPresence] = []
 
 
 @celeryd_init.connect  # type: ignore[untyped-decorator]
@@ -32,4 +35,22 @@ def _prepare(sender: str | None = None, **_: Any) -> None:
     core.manager.dispose()
 
 
-app = celery_app  # `celery -A worker` looks for `app`
+@worker_ready.connect  # type: ignore[untyped-decorator]
+def _announce(sender: Any = None, **_: Any) -> None:
+    """Start the heartbeat row and report the project's pipelines for each queue served."""
+    queues = sorted(queue.name for queue in sender.task_consumer.queues)
+    presence = WorkerPresence(
+        core_for_this_process(get_settings()).manager,
+        get_settings(),
+        name=sender.hostname,
+        queues=queues,
+        concurrency=getattr(sender.controller, "concurrency", None),
+    )
+    presence.start()
+    _presence.append(presence)
+
+
+@worker_shutdown.connect  # type: ignore[untyped-decorator]
+def _retire(**_: Any) -> None:
+    for presence in _presence:
+        presence.stop()

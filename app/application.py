@@ -8,14 +8,17 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.concurrency import run_in_threadpool
 
-from app.api import api_router
+from app.api import api_router, metrics
 from app.api.errors import install_error_handlers
 from app.api.limits import BodySizeLimit
 from app.core.config import Settings, get_settings
 from app.core.dispatcher import Dispatcher
 from app.core.logs import configure_logging
+from app.core.metrics import GatewayCollector
 from app.core.services import build_core
 
 logger = logging.getLogger(__name__)
@@ -24,15 +27,19 @@ logger = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The API with its core services; migrations run before the first request."""
     settings = settings or get_settings()
+    registry = CollectorRegistry()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        configure_logging(settings.log_level)
+        configure_logging(settings.log_level, settings.log_format)
         core = await run_in_threadpool(build_core, settings)
         dispatcher = Dispatcher(manager=core.manager, settings=settings)
         app.state.settings = settings
         app.state.manager = core.manager
         app.state.dispatcher = dispatcher
+        app.state.registry = registry
+        collector = GatewayCollector(core.manager, dispatcher, settings)
+        registry.register(collector)
         maintenance = asyncio.create_task(_maintain_forever(dispatcher, settings))
         try:
             yield
@@ -40,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             maintenance.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await maintenance
+            registry.unregister(collector)
             dispatcher.close()
             core.manager.dispose()
 
@@ -53,6 +61,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit)
     install_error_handlers(app)
     app.include_router(api_router)
+    app.include_router(metrics.router)
+    Instrumentator(registry=registry, excluded_handlers=["/metrics"]).instrument(
+        app, metric_namespace="gateway"
+    )
     return app
 
 

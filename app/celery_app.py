@@ -5,6 +5,7 @@ from celery import Celery
 from app.core.config import Settings
 
 RUN_JOB_TASK = "gateway.run_job"
+REFRESH_PIPELINES_TASK = "gateway.refresh_pipelines"
 
 
 def create_celery(settings: Settings | None = None) -> Celery:

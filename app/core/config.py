@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     maintenance_interval_seconds: float = Field(default=2.0, gt=0)
     redispatch_after_seconds: float = Field(default=60.0, gt=0)
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    job_retention_days: float | None = Field(default=None, gt=0)
 
     @field_validator("kedro_env_passthrough", mode="before")
     @classmethod

@@ -15,14 +15,18 @@ from typing import Any
 
 from celery import Celery
 
-from app.celery_app import RUN_JOB_TASK, create_celery
-from app.core.config import Settings
+from app.celery_app import REFRESH_PIPELINES_TASK, RUN_JOB_TASK, create_celery
+from app.core.config import DEFAULT_QUEUE, Settings
+from app.core.exceptions import InvalidJobRequest
 from app.core.job_manager import JobManager, utcnow
 from app.schemas.jobs import Job, JobCreate
+from app.schemas.pipelines import PipelineList
 
 logger = logging.getLogger(__name__)
 
 BROKER_RETRY_AFTER_SECONDS = 2.0
+BROKER_PING_TIMEOUT_SECONDS = 1.5
+REGISTRY_CACHE_SECONDS = 2.0
 _PUBLISH_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 
 
@@ -36,11 +40,13 @@ class Dispatcher:
         self._settings = settings
         self._celery = celery or create_celery(settings)
         self._broker_down_until = 0.0
+        self._registry_cache: dict[str, tuple[float, PipelineList | None]] = {}
 
     def submit_job(
         self, *, request: JobCreate, user_id: str | None, idempotency_key: str | None
     ) -> tuple[Job, bool]:
         """Record the job, then publish it; returns the job and whether it is new."""
+        self.check_destination(request)
         publish_now = time.monotonic() >= self._broker_down_until
         job, created = self._manager.create_job(
             request=request,
@@ -51,6 +57,56 @@ class Dispatcher:
         if created and publish_now and not self.publish(job):
             self._manager.mark_undispatched(job_id=job.id)
         return job, created
+
+    def check_destination(self, request: JobCreate) -> None:
+        """422 for a queue no worker ever served, or a pipeline its project does not have."""
+        project = self._project(request.queue)
+        if project is None:
+            if request.queue != DEFAULT_QUEUE and request.queue not in self._manager.known_queues():
+                raise InvalidJobRequest(
+                    f"unknown queue {request.queue!r}: no worker has ever served it "
+                    f"(start one with -Q {request.queue})"
+                )
+            return
+        names = sorted(pipeline.name for pipeline in project.items)
+        if request.pipeline_name not in names:
+            raise InvalidJobRequest(
+                f"unknown pipeline {request.pipeline_name!r} on queue {request.queue!r}; "
+                f"known pipelines: {', '.join(names)}"
+            )
+
+    def _project(self, queue: str) -> PipelineList | None:
+        """The queue's pipeline registry, cached briefly so submits stay one write."""
+        now = time.monotonic()
+        cached = self._registry_cache.get(queue)
+        if cached is None or cached[0] < now:
+            cached = (now + REGISTRY_CACHE_SECONDS, self._manager.get_project(queue=queue))
+            self._registry_cache[queue] = cached
+        return cached[1]
+
+    def request_refresh(self, queue: str) -> None:
+        """Ask a worker of `queue` to inspect its project again."""
+        self._celery.send_task(
+            REFRESH_PIPELINES_TASK,
+            args=[queue],
+            queue=queue,
+            retry=True,
+            retry_policy=_PUBLISH_RETRY,
+        )
+        self._registry_cache.pop(queue, None)
+
+    def ping_broker(self) -> None:
+        """A round trip to Redis; raises if it does not answer."""
+        with self._celery.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, interval_start=0, timeout=1)
+            connection.default_channel.client.ping()
+
+    def queue_depths(self, queues: set[str]) -> dict[str, int]:
+        """Messages waiting in each queue's Redis list."""
+        with self._celery.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, interval_start=0, timeout=1)
+            client = connection.default_channel.client
+            return {queue: int(client.llen(queue)) for queue in queues}
 
     def publish(self, job: Job) -> bool:
         """Send the job's message to its queue; False (and logged) if the broker refused."""
@@ -64,13 +120,18 @@ class Dispatcher:
             )
         except Exception as exc:  # kombu raises many types; any of them means "not sent"
             self._broker_down_until = time.monotonic() + BROKER_RETRY_AFTER_SECONDS
-            logger.warning("job %s: publish failed, will retry: %s", job.id, _describe(exc))
+            logger.warning(
+                "job %s: publish failed, will retry: %s",
+                job.id,
+                _describe(exc),
+                extra={"job_id": job.id},
+            )
             return False
         self._broker_down_until = 0.0
         return True
 
     def maintain(self) -> dict[str, Any]:
-        """One maintenance pass: fail lost runs, publish jobs that need it."""
+        """One maintenance pass: fail lost runs, publish jobs that need it, purge old ones."""
         stale_before = utcnow() - timedelta(seconds=self._settings.worker_lost_after_seconds)
         lost = self._manager.fail_lost_jobs(
             stale_before=stale_before,
@@ -85,7 +146,11 @@ class Dispatcher:
                 break
             self._manager.mark_dispatched(job_id=job.id)
             published += 1
-        return {"lost": lost, "published": published}
+        purged = 0
+        if self._settings.job_retention_days is not None:
+            cutoff = utcnow() - timedelta(days=self._settings.job_retention_days)
+            purged = self._manager.purge_finished(completed_before=cutoff)
+        return {"lost": lost, "published": published, "purged": purged}
 
     def close(self) -> None:
         self._celery.close()

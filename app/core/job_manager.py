@@ -19,11 +19,23 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from app.core.exceptions import JobConflict, JobNotFound
-from app.core.tables import job_events, job_output, jobs
+from app.core.tables import job_events, job_output, jobs, queue_projects, workers
 from app.schemas.jobs import (
     TERMINAL_STATUSES,
     Job,
@@ -34,6 +46,8 @@ from app.schemas.jobs import (
     Progress,
     RunOptions,
 )
+from app.schemas.pipelines import Pipeline, PipelineList
+from app.schemas.workers import Worker
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +166,12 @@ class JobManager:
             if scope is None:
                 raise
             return self._idempotent_repeat(scope=scope, request_hash=request_hash), False
-        logger.info("job %s recorded (pipeline %s)", job_id, request.pipeline_name)
+        logger.info(
+            "job %s recorded (pipeline %s)",
+            job_id,
+            request.pipeline_name,
+            extra={"job_id": job_id},
+        )
         return self._get(job_id), True
 
     def _idempotent_repeat(self, *, scope: str, request_hash: str) -> Job:
@@ -427,7 +446,13 @@ class JobManager:
             _record_event(
                 connection, job_id, outcome.status, outcome.error_message, attempt, worker, now
             )
-        logger.info("job %s %s (exit code %s)", job_id, outcome.status.value, outcome.exit_code)
+        logger.info(
+            "job %s %s (exit code %s)",
+            job_id,
+            outcome.status.value,
+            outcome.exit_code,
+            extra={"job_id": job_id},
+        )
         return True
 
     # --- control -------------------------------------------------------------
@@ -500,7 +525,7 @@ class JobManager:
         )
         finished = self.finish_job(job_id=job_id, attempt=attempt, outcome=outcome)
         if finished:
-            logger.warning("job %s failed: %s", job_id, message)
+            logger.warning("job %s failed: %s", job_id, message, extra={"job_id": job_id})
         return finished
 
     # --- output --------------------------------------------------------------
@@ -540,6 +565,173 @@ class JobManager:
                     select(func.count()).where(jobs.c.status.in_([s.value for s in statuses]))
                 ).scalar_one()
             )
+
+    # --- workers and projects ------------------------------------------------
+
+    def record_worker(
+        self,
+        *,
+        name: str,
+        hostname: str,
+        queues: Sequence[str],
+        concurrency: int | None,
+        pid: int,
+        project_path: str,
+        kedro_python: str,
+        kedro_version: str | None,
+        project_ok: bool,
+        project_error: str | None,
+    ) -> None:
+        """Announce a (re)started worker."""
+        now = utcnow()
+        values = {
+            "hostname": hostname,
+            "queues": list(queues),
+            "concurrency": concurrency,
+            "pid": pid,
+            "project_path": project_path,
+            "kedro_python": kedro_python,
+            "kedro_version": kedro_version,
+            "project_ok": project_ok,
+            "project_error": project_error,
+            "started_at": now,
+            "last_seen_at": now,
+            "stopped_at": None,
+        }
+        with self._write() as connection:
+            if not connection.execute(
+                update(workers).where(workers.c.name == name).values(**values)
+            ).rowcount:
+                connection.execute(insert(workers).values(name=name, **values))
+
+    def touch_worker(self, *, name: str) -> None:
+        """The worker's heartbeat."""
+        with self._write() as connection:
+            connection.execute(
+                update(workers).where(workers.c.name == name).values(last_seen_at=utcnow())
+            )
+
+    def stop_worker(self, *, name: str) -> None:
+        with self._write() as connection:
+            connection.execute(
+                update(workers).where(workers.c.name == name).values(stopped_at=utcnow())
+            )
+
+    def list_workers(self, *, alive_after: datetime) -> list[Worker]:
+        """Every worker seen, with its running jobs counted now."""
+        running = (
+            select(func.count())
+            .where(jobs.c.worker == workers.c.name, jobs.c.status == JobStatus.running.value)
+            .scalar_subquery()
+        )
+        with self._read() as connection:
+            rows = connection.execute(
+                select(workers, running.label("running_jobs")).order_by(workers.c.name)
+            ).all()
+        return [
+            Worker(
+                **{k: v for k, v in row._mapping.items() if k in Worker.model_fields},
+                alive=row.stopped_at is None and row.last_seen_at > alive_after,
+            )
+            for row in rows
+        ]
+
+    def record_project(
+        self,
+        *,
+        queue: str,
+        pipelines: list[Pipeline],
+        project_path: str,
+        kedro_version: str | None,
+        worker: str,
+    ) -> None:
+        """Store the pipelines a worker found in the project it serves `queue` with."""
+        values = {
+            "pipelines": [p.model_dump(mode="json") for p in pipelines],
+            "project_path": project_path,
+            "kedro_version": kedro_version,
+            "worker": worker,
+            "refreshed_at": utcnow(),
+        }
+        with self._write() as connection:
+            if not connection.execute(
+                update(queue_projects).where(queue_projects.c.queue == queue).values(**values)
+            ).rowcount:
+                connection.execute(insert(queue_projects).values(queue=queue, **values))
+
+    def get_project(self, *, queue: str) -> PipelineList | None:
+        """The last snapshot of the project behind `queue`, or None if none was reported."""
+        with self._read() as connection:
+            row = connection.execute(
+                select(queue_projects).where(queue_projects.c.queue == queue)
+            ).one_or_none()
+        if row is None:
+            return None
+        return PipelineList(
+            items=[Pipeline.model_validate(item) for item in row.pipelines],
+            refreshed_at=row.refreshed_at,
+            queue=queue,
+            kedro_version=row.kedro_version,
+            worker=row.worker,
+        )
+
+    def known_queues(self) -> set[str]:
+        """Queues some worker has served, at any time."""
+        with self._read() as connection:
+            rows = connection.execute(select(workers.c.queues)).all()
+        return {queue for row in rows for queue in row.queues}
+
+    # --- operations ---------------------------------------------------------
+
+    def ping(self) -> None:
+        """A round trip to the database; raises if it does not answer."""
+        with self._read() as connection:
+            connection.execute(select(literal(1))).scalar_one()
+
+    def job_counts(self) -> list[tuple[str, str, str, int]]:
+        """(status, pipeline, queue, count) for every combination present."""
+        with self._read() as connection:
+            rows = connection.execute(
+                select(jobs.c.status, jobs.c.pipeline_name, jobs.c.queue, func.count()).group_by(
+                    jobs.c.status, jobs.c.pipeline_name, jobs.c.queue
+                )
+            ).all()
+        return [(row[0], row[1], row[2], int(row[3])) for row in rows]
+
+    def duration_buckets(self, bounds: Sequence[float]) -> dict[str, tuple[list[int], int, float]]:
+        """Per pipeline: cumulative counts of finished runs under each bound, count, sum."""
+        columns = [func.sum(case((jobs.c.execution_time <= bound, 1), else_=0)) for bound in bounds]
+        with self._read() as connection:
+            rows = connection.execute(
+                select(
+                    jobs.c.pipeline_name, func.count(), func.sum(jobs.c.execution_time), *columns
+                )
+                .where(jobs.c.execution_time.is_not(None))
+                .group_by(jobs.c.pipeline_name)
+            ).all()
+        return {
+            row[0]: ([int(value or 0) for value in row[3:]], int(row[1]), float(row[2] or 0))
+            for row in rows
+        }
+
+    def purge_finished(self, *, completed_before: datetime, batch: int = 500) -> int:
+        """Delete one batch of terminal jobs (with output and events) finished before a time."""
+        with self._write() as connection:
+            ids = (
+                connection.execute(
+                    select(jobs.c.id)
+                    .where(jobs.c.status.in_(_TERMINAL), jobs.c.completed_at < completed_before)
+                    .order_by(jobs.c.completed_at)
+                    .limit(batch)
+                )
+                .scalars()
+                .all()
+            )
+            if ids:
+                connection.execute(delete(job_output).where(job_output.c.job_id.in_(ids)))
+                connection.execute(delete(job_events).where(job_events.c.job_id.in_(ids)))
+                connection.execute(delete(jobs).where(jobs.c.id.in_(ids)))
+        return len(ids)
 
 
 def _owned(job_id: str, attempt: int) -> tuple[Any, ...]:

@@ -1,18 +1,67 @@
-"""One logging setup for the API and the worker."""
+"""One logging setup for the API and the worker.
+
+`LOG_FORMAT=json` writes one JSON object per line. A record about a job carries
+its id: from `extra={"job_id": ...}`, or from `job_context` around a task.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+from collections.abc import Iterator
+from contextvars import ContextVar
+from datetime import UTC, datetime
 
-FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_current_job: ContextVar[str | None] = ContextVar("current_job", default=None)
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """Plain one-line records on stderr; safe to call more than once."""
+@contextlib.contextmanager
+def job_context(job_id: str) -> Iterator[None]:
+    """Tag every record logged inside with `job_id`."""
+    token = _current_job.set(job_id)
+    try:
+        yield
+    finally:
+        _current_job.reset(token)
+
+
+class _JobIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "job_id", None) is None:
+            record.job_id = _current_job.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time, level, logger, message, job_id, exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        job_id = getattr(record, "job_id", None)
+        if job_id:
+            entry["job_id"] = job_id
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
+    """Replace the gateway's handler on the root logger; safe to call more than once."""
     root = logging.getLogger()
-    if not any(getattr(handler, "_gateway", False) for handler in root.handlers):
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter(FORMAT))
-        handler._gateway = True  # type: ignore[attr-defined]
-        root.addHandler(handler)
+    for handler in [h for h in root.handlers if getattr(h, "_gateway", False)]:
+        root.removeHandler(handler)
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+    )
+    handler.addFilter(_JobIdFilter())
+    handler._gateway = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
     root.setLevel(level.upper())

@@ -105,3 +105,32 @@ job_events = Table(
     Column("worker", String(255)),
     Index("ix_job_events_job", "job_id", "id"),
 )
+
+workers = Table(
+    "workers",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("hostname", String(255), nullable=False),
+    Column("queues", JSON, nullable=False),
+    Column("concurrency", Integer),
+    Column("pid", Integer),
+    Column("project_path", Text),
+    Column("kedro_python", Text),
+    Column("kedro_version", String(50)),
+    Column("project_ok", Boolean, nullable=False),
+    Column("project_error", Text),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("stopped_at", UTCDateTime),
+)
+
+queue_projects = Table(
+    "queue_projects",
+    metadata,
+    Column("queue", String(100), primary_key=True),
+    Column("pipelines", JSON, nullable=False),
+    Column("project_path", Text),
+    Column("kedro_version", String(50)),
+    Column("worker", String(255)),
+    Column("refreshed_at", UTCDateTime, nullable=False),
+)

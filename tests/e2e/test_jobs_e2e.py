@@ -69,13 +69,86 @@ def test_failing_node_reports_the_error(stack: Stack) -> None:
     assert "ValueError" in done["error_message"] and "intentional" in done["error_message"]
 
 
-def test_unknown_pipeline_fails_naming_it(stack: Stack) -> None:
+def test_unknown_pipeline_is_refused_naming_the_known_ones(stack: Stack) -> None:
     with stack.client() as client:
-        job = submit(client, pipeline_name="no_such_pipeline")
+        wait_until(
+            lambda: client.get("/pipelines").json()["refreshed_at"],
+            timeout=30,
+            what="a worker to report the project's pipelines",
+        )
+        response = client.post("/jobs", json={"pipeline_name": "no_such_pipeline"})
+    assert response.status_code == 422
+    assert "no_such_pipeline" in response.json()["detail"]
+    assert "arithmetic" in response.json()["detail"]
+
+
+RUN_OPTIONS = [
+    # (options, parameters, nodes expected to complete, a line expected in the log)
+    ({"node_names": ["add_five"]}, {"initial_value": 1}, ["add_five"], "add_five: value = 6"),
+    ({"tags": ["first"]}, {"initial_value": 2}, ["add_five"], "add_five: value = 7"),
+    (
+        {"to_nodes": ["multiply_by_two"]},
+        {},
+        ["add_five", "multiply_by_two"],
+        "multiply_by_two: value = 30",
+    ),
+    (
+        {"env": "prod"},
+        {},
+        ["add_five", "multiply_by_two", "subtract_ten"],
+        "subtract_ten: value = 200",
+    ),
+    (
+        {"runner": "ThreadRunner"},
+        {},
+        ["add_five", "multiply_by_two", "subtract_ten"],
+        "thread_runner",
+    ),
+    ({"runner": "ParallelRunner"}, {"initial_value": 7}, None, "subtract_ten: value = 14"),
+]
+
+
+@pytest.mark.parametrize(
+    ("options", "parameters", "nodes", "line"),
+    RUN_OPTIONS,
+    ids=lambda value: json.dumps(value) if isinstance(value, dict) else "",
+)
+def test_run_options_reach_kedro(
+    stack: Stack,
+    options: dict[str, object],
+    parameters: dict[str, object],
+    nodes: list[str] | None,
+    line: str,
+) -> None:
+    with stack.client() as client:
+        job = submit(client, pipeline_name="arithmetic", parameters=parameters, **options)
         done = wait_for_status(client, job["id"])
-    assert done["status"] == "failed"
-    assert done["exit_code"] != 0
-    assert "no_such_pipeline" in done["error_message"]
+        log = read_log(client, job["id"])
+    assert done["status"] == "completed", done["error_message"]
+    for name, value in options.items():
+        assert done[name] == value  # the job echoes every option it was submitted with
+    if nodes is not None:
+        assert done["results"]["completed_nodes"] == nodes
+    assert line in log
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"runner": "kedro.runner.EvilRunner"},
+        {"env": "../etc"},
+        {"node_names": ["a,b"]},
+        {"tags": [""]},
+        {"load_versions": {"ds": "2024;rm"}},
+        {"timeout_seconds": 0},
+        {"node_names": "add_five"},
+        {"queue": "a/b"},
+    ],
+)
+def test_bad_run_option_values_are_refused(stack: Stack, options: dict[str, object]) -> None:
+    with stack.client() as client:
+        response = client.post("/jobs", json={"pipeline_name": "arithmetic", **options})
+    assert response.status_code == 422, response.text
 
 
 @pytest.mark.parametrize("parameters", [ROUND_TRIP, AWKWARD], ids=["contract", "awkward"])

@@ -1,0 +1,42 @@
+"""Pipelines of the Kedro project behind each queue, as its workers reported them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from app.api.deps import DispatcherDep, JobManagerDep
+from app.core.config import DEFAULT_QUEUE
+from app.core.exceptions import JobNotFound
+from app.schemas.jobs import QueueName
+from app.schemas.pipelines import Pipeline, PipelineList
+
+router = APIRouter(prefix="/pipelines", tags=["pipelines"])
+QueueQuery = Annotated[QueueName, Query(description="The queue whose project to read.")]
+
+
+@router.get("")
+def list_pipelines(manager: JobManagerDep, queue: QueueQuery = DEFAULT_QUEUE) -> PipelineList:
+    """Pipelines and nodes; `refreshed_at` is null until a worker of the queue reports."""
+    project = manager.get_project(queue=queue)
+    return project or PipelineList(items=[], refreshed_at=None, queue=queue)
+
+
+@router.post("/refresh", status_code=status.HTTP_202_ACCEPTED)
+def refresh_pipelines(
+    dispatcher: DispatcherDep, queue: QueueQuery = DEFAULT_QUEUE
+) -> dict[str, str]:
+    """Ask a worker of the queue to inspect its Kedro project again."""
+    dispatcher.request_refresh(queue)
+    return {"status": "requested", "queue": queue}
+
+
+@router.get("/{name}", responses={404: {"description": "Unknown pipeline."}})
+def get_pipeline(name: str, manager: JobManagerDep, queue: QueueQuery = DEFAULT_QUEUE) -> Pipeline:
+    """One pipeline with its nodes."""
+    project = manager.get_project(queue=queue)
+    for pipeline in project.items if project else []:
+        if pipeline.name == name:
+            return pipeline
+    raise JobNotFound(f"pipeline {name!r} not found on queue {queue!r}")

@@ -1,0 +1,87 @@
+"""Readiness: can the gateway run jobs right now? Answers within 2 s whatever hangs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+from app.core.config import DEFAULT_QUEUE, Settings
+from app.core.dispatcher import Dispatcher
+from app.core.job_manager import JobManager, utcnow
+from app.schemas.workers import Worker
+
+CHECK_TIMEOUT_SECONDS = 1.5
+# Checks run on threads of their own, so a hung database or Redis cannot starve
+# the request thread pool; a hung check is abandoned after the timeout.
+_executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="health")
+
+
+async def _run(check: Callable[[], Any]) -> tuple[bool, Any]:
+    loop = asyncio.get_running_loop()
+    try:
+        value = await asyncio.wait_for(
+            loop.run_in_executor(_executor, check), CHECK_TIMEOUT_SECONDS
+        )
+    except TimeoutError:
+        return False, f"no answer within {CHECK_TIMEOUT_SECONDS:g} s"
+    except Exception as exc:
+        return False, f"{type(exc).__name__}: {exc}"
+    return True, value
+
+
+async def check_health(
+    manager: JobManager, dispatcher: Dispatcher, settings: Settings
+) -> dict[str, Any]:
+    """The contract's readiness body; `status` is `ok` only if every check is."""
+    alive_after = utcnow() - timedelta(seconds=settings.worker_lost_after_seconds)
+    (db_ok, db_error), (broker_ok, broker_error), (listed, workers) = await asyncio.gather(
+        _run(manager.ping),
+        _run(dispatcher.ping_broker),
+        _run(lambda: manager.list_workers(alive_after=alive_after)),
+    )
+    checks = {
+        "database": {"ok": db_ok} | ({} if db_ok else {"error": db_error}),
+        "broker": {"ok": broker_ok} | ({} if broker_ok else {"error": broker_error}),
+    }
+    if listed:
+        checks["workers"] = _workers_check(workers)
+        checks["kedro_project"] = _project_check(workers)
+    else:
+        unknown = {"ok": False, "error": f"cannot list workers: {workers}"}
+        checks["workers"] = checks["kedro_project"] = unknown
+    status = "ok" if all(check["ok"] for check in checks.values()) else "degraded"
+    return {"status": status, "checks": checks}
+
+
+def _workers_check(workers: list[Worker]) -> dict[str, Any]:
+    """At least one live worker for every queue any worker has served."""
+    queues = {DEFAULT_QUEUE} | {queue for worker in workers for queue in worker.queues}
+    live = {
+        queue: sorted(w.name for w in workers if w.alive and queue in w.queues)
+        for queue in sorted(queues)
+    }
+    missing = [queue for queue, names in live.items() if not names]
+    check: dict[str, Any] = {"ok": not missing, "live": live}
+    if missing:
+        check["error"] = f"no live worker for queue(s): {', '.join(missing)}"
+    return check
+
+
+def _project_check(workers: list[Worker]) -> dict[str, Any]:
+    """Every live worker can see its Kedro project and import Kedro."""
+    live = [worker for worker in workers if worker.alive]
+    projects = {
+        w.name: {"path": w.project_path, "kedro_version": w.kedro_version, "ok": w.project_ok}
+        | ({"error": w.project_error} if w.project_error else {})
+        for w in live
+    }
+    failing = [name for name, project in projects.items() if not project["ok"]]
+    check: dict[str, Any] = {"ok": bool(live) and not failing, "workers": projects}
+    if not live:
+        check["error"] = "no live worker to report on its Kedro project"
+    elif failing:
+        check["error"] = f"Kedro project unusable on: {', '.join(failing)}"
+    return check

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from app.core.exceptions import GatewayError
@@ -23,6 +27,24 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "internal server error"}, status_code=500)
 
 
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422 list form, minus any `input` that JSON cannot carry (NaN, surrogates)."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    return JSONResponse({"detail": [_portable(error) for error in errors]}, status_code=422)
+
+
+def _portable(error: Any) -> Any:
+    encoded = jsonable_encoder(error)
+    try:
+        json.dumps(encoded, allow_nan=False, ensure_ascii=False).encode()
+    except (ValueError, UnicodeEncodeError):
+        encoded.pop("input", None)
+        encoded.pop("ctx", None)
+        encoded["msg"] = str(encoded.get("msg", "")).encode("utf-8", "replace").decode()
+    return encoded
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(GatewayError, _gateway_error)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -96,7 +96,7 @@ def get_logs(
     job: JobDep,
     manager: JobManagerDep,
     visibility: VisibilityDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_LOG_READ)] = 1024 * 1024,
 ) -> LogChunk:
     """The run's combined stdout and stderr from a byte offset."""

@@ -544,12 +544,21 @@ class JobManager:
                 )
                 .order_by(job_output.c.offset)
             ).all()
-        start, data = _contiguous(rows, offset=offset, limit=limit)
-        skip = _leading_continuation_bytes(data)
-        data = data[skip:]
-        data = data[: len(data) - _incomplete_tail(data)]
-        start += skip
-        next_offset = start + len(data)
+        # Read a little past `limit` to see whether it cuts a character in two.
+        start, data, resume_at = _contiguous(rows, offset=offset, limit=limit + 3)
+        skip = _leading_continuation_bytes(data)  # never start inside a character
+        start, data = start + skip, data[skip:]
+        next_offset = None
+        if len(data) > limit:
+            data = data[: _cut_at_character(data, limit)]
+        elif resume_at is not None and _incomplete_tail(data):
+            # A dropped gap follows: a character cut by it can never complete; skip it.
+            data = data[: len(data) - _incomplete_tail(data)]
+            next_offset = resume_at
+        elif not job.status.is_terminal:
+            data = data[: len(data) - _incomplete_tail(data)]  # the rest is still coming
+        if next_offset is None:
+            next_offset = start + len(data)
         complete = job.status.is_terminal and next_offset >= job.output_bytes
         return LogChunk(
             offset=start,
@@ -557,14 +566,6 @@ class JobManager:
             data=data.decode("utf-8", "replace"),
             complete=complete,
         )
-
-    def count_jobs(self, *, statuses: Sequence[JobStatus]) -> int:
-        with self._read() as connection:
-            return int(
-                connection.execute(
-                    select(func.count()).where(jobs.c.status.in_([s.value for s in statuses]))
-                ).scalar_one()
-            )
 
     # --- workers and projects ------------------------------------------------
 
@@ -808,25 +809,49 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created_at, job_id = json.loads(raw)
-        return datetime.fromisoformat(created_at), str(uuid.UUID(job_id))
-    except (ValueError, TypeError) as exc:
+        if not isinstance(created_at, str) or not isinstance(job_id, str):
+            raise TypeError("cursor fields are not strings")
+        moment = datetime.fromisoformat(created_at)
+        if moment.tzinfo is None:
+            raise TypeError("cursor time has no offset")
+        return moment.astimezone(UTC), str(uuid.UUID(job_id))
+    except (ValueError, TypeError, OverflowError) as exc:
         raise ValueError("invalid cursor") from exc
 
 
-def _contiguous(rows: Sequence[Any], *, offset: int, limit: int) -> tuple[int, bytes]:
-    """Join stored chunks from `offset` (or the first kept byte after it) up to `limit` bytes."""
+def _contiguous(
+    rows: Sequence[Any], *, offset: int, limit: int
+) -> tuple[int, bytes, int | None]:
+    """Join stored chunks from `offset` (or the first kept byte after it) up to `limit` bytes.
+
+    Also returns where output resumes if the joined run ends at a dropped gap.
+    """
     if not rows:
-        return offset, b""
+        return offset, b"", None
     start = max(offset, rows[0].offset)
     parts: list[bytes] = []
     position = start
     for row in rows:
-        if row.offset > position or position - start >= limit:
+        if row.offset > position:
+            return start, b"".join(parts), int(row.offset)
+        if position - start >= limit:
             break
         piece = row.data[position - row.offset :][: limit - (position - start)]
         parts.append(piece)
         position += len(piece)
-    return start, b"".join(parts)
+    return start, b"".join(parts), None
+
+
+def _cut_at_character(data: bytes, limit: int) -> int:
+    """The longest prefix within `limit` that ends on a character boundary (at least one char)."""
+    cut = limit
+    while cut > 0 and data[cut] & 0xC0 == 0x80:
+        cut -= 1
+    if cut == 0:  # a single character wider than `limit`: return it whole
+        cut = 1
+        while cut < len(data) and data[cut] & 0xC0 == 0x80:
+            cut += 1
+    return cut
 
 
 def _leading_continuation_bytes(data: bytes) -> int:

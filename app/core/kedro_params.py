@@ -57,7 +57,7 @@ def _check_mapping(mapping: dict[str, Any], *, path: str, depth: int) -> int:
         raise InvalidJobRequest(f"{path}: nested deeper than {MAX_DEPTH} levels")
     leaves = 0
     for key, value in mapping.items():
-        if not PARAMETER_KEY.match(key):
+        if not PARAMETER_KEY.fullmatch(key):
             raise InvalidJobRequest(
                 f"{path}: invalid parameter name {key!r} (letters, digits, '_' and '-', "
                 "starting with a letter or '_', at most 200 characters)"

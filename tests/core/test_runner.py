@@ -19,7 +19,7 @@ from app.core.kedro_runner import (
 from app.schemas.jobs import JobCreate, JobStatus
 
 
-def _claimed(manager: JobManager, **body: object):  # type: ignore[no-untyped-def]
+def _claimed(manager: JobManager, **body: object):
     job, _ = manager.create_job(
         request=JobCreate.model_validate(body), user_id=None, dispatched=True
     )

@@ -7,6 +7,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -174,7 +175,7 @@ def test_health_reports_missing_workers_and_a_missing_project(
         name="broken", queues="broken", KEDRO_PROJECT_PATH=str(tmp_path / "missing")
     )
 
-    def project_failure() -> dict[str, object] | None:
+    def project_failure() -> dict[str, Any] | None:
         body = client.get("/health").json()
         check = body["checks"]["kedro_project"]
         return body if not check["ok"] and "broken@" in check.get("error", "") else None

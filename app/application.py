@@ -12,13 +12,14 @@ from prometheus_client import CollectorRegistry
 from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.concurrency import run_in_threadpool
 
-from app.api import api_router, metrics
+from app.api import api_router, dashboard, metrics
 from app.api.errors import install_error_handlers
 from app.api.limits import BodySizeLimit
 from app.core.config import Settings, get_settings
 from app.core.dispatcher import Dispatcher
 from app.core.logs import configure_logging
 from app.core.metrics import GatewayCollector
+from app.core.security import KeyRing
 from app.core.services import build_core
 
 logger = logging.getLogger(__name__)
@@ -28,16 +29,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The API with its core services; migrations run before the first request."""
     settings = settings or get_settings()
     registry = CollectorRegistry()
+    keyring = KeyRing.parse(
+        settings.api_keys.get_secret_value() if settings.api_keys else None, settings.admin_users
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level, settings.log_format)
+        if not keyring.enabled:
+            logger.warning(
+                "API_KEYS is not set: the API is open to anyone who can reach it; "
+                "keep it on 127.0.0.1 (the default HOST) or set API_KEYS"
+            )
         core = await run_in_threadpool(build_core, settings)
         dispatcher = Dispatcher(manager=core.manager, settings=settings)
         app.state.settings = settings
         app.state.manager = core.manager
         app.state.dispatcher = dispatcher
         app.state.registry = registry
+        app.state.keyring = keyring
         collector = GatewayCollector(core.manager, dispatcher, settings)
         registry.register(collector)
         maintenance = asyncio.create_task(_maintain_forever(dispatcher, settings))
@@ -61,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit)
     install_error_handlers(app)
     app.include_router(api_router)
+    app.include_router(dashboard.router)
     app.include_router(metrics.router)
     Instrumentator(registry=registry, excluded_handlers=["/metrics"]).instrument(
         app, metric_namespace="gateway"

@@ -1,11 +1,16 @@
-"""All routers of the v1 API, wired in one place."""
+"""All routers of the v1 API, wired in one place.
 
-from fastapi import APIRouter
+With API keys configured, everything but the health probes needs a key.
+"""
+
+from fastapi import APIRouter, Depends
 
 from app.api import health, jobs, pipelines, workers
+from app.api.deps import get_visibility
 
 api_router = APIRouter(prefix="/api/v1")
-api_router.include_router(jobs.router)
-api_router.include_router(pipelines.router)
-api_router.include_router(workers.router)
+_authenticated = [Depends(get_visibility)]
+api_router.include_router(jobs.router, dependencies=_authenticated)
+api_router.include_router(pipelines.router, dependencies=_authenticated)
+api_router.include_router(workers.router, dependencies=_authenticated)
 api_router.include_router(health.router)

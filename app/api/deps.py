@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request, Security, status
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from app.core.config import Settings
 from app.core.dispatcher import Dispatcher
-from app.core.job_manager import EVERYONE, JobManager, Visibility
+from app.core.job_manager import JobManager, Visibility
+from app.core.security import KeyRing
 from app.schemas.jobs import Job
 
 
@@ -28,15 +30,46 @@ def get_dispatcher(request: Request) -> Dispatcher:
     return dispatcher
 
 
-def get_visibility() -> Visibility:
-    """Whose jobs the caller may see (everyone's while the API is open)."""
-    return EVERYONE
+_bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <API key>`")
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="`X-API-Key: <key>`")
+
+
+def get_visibility(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    api_key: Annotated[str | None, Security(_api_key)],
+) -> Visibility:
+    """The caller, from their API key; with no keys configured the API is open."""
+    keyring: KeyRing = request.app.state.keyring
+    if not keyring.enabled:
+        return keyring.open_access()
+    presented = bearer.credentials if bearer is not None else api_key
+    if not presented:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "an API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    caller = keyring.identify(presented)
+    if caller is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "invalid API key", headers={"WWW-Authenticate": "Bearer"}
+        )
+    return caller
+
+
+def require_admin(caller: Annotated[Visibility, Depends(get_visibility)]) -> Visibility:
+    """Only admins (or anyone, while the API is open) may do this."""
+    if not caller.sees_all:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this needs an admin key (ADMIN_USERS)")
+    return caller
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 JobManagerDep = Annotated[JobManager, Depends(get_job_manager)]
 DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]
 VisibilityDep = Annotated[Visibility, Depends(get_visibility)]
+AdminDep = Annotated[Visibility, Depends(require_admin)]
 
 
 def valid_job(job_id: UUID, manager: JobManagerDep, visibility: VisibilityDep) -> Job:

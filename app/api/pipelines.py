@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from app.api.deps import DispatcherDep, JobManagerDep
+from app.api.deps import AdminDep, DispatcherDep, JobManagerDep
 from app.core.config import DEFAULT_QUEUE
 from app.core.exceptions import JobNotFound
 from app.schemas.jobs import QueueName
@@ -25,9 +25,9 @@ def list_pipelines(manager: JobManagerDep, queue: QueueQuery = DEFAULT_QUEUE) ->
 
 @router.post("/refresh", status_code=status.HTTP_202_ACCEPTED)
 def refresh_pipelines(
-    dispatcher: DispatcherDep, queue: QueueQuery = DEFAULT_QUEUE
+    dispatcher: DispatcherDep, _admin: AdminDep, queue: QueueQuery = DEFAULT_QUEUE
 ) -> dict[str, str]:
-    """Ask a worker of the queue to inspect its Kedro project again."""
+    """Ask a worker of the queue to inspect its Kedro project again (admins only)."""
     dispatcher.request_refresh(queue)
     return {"status": "requested", "queue": queue}
 

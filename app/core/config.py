@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -42,9 +42,11 @@ class Settings(BaseSettings):
     redispatch_after_seconds: float = Field(default=60.0, gt=0)
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
+    api_keys: SecretStr | None = None
+    admin_users: Annotated[list[str], NoDecode] = Field(default_factory=list)
     job_retention_days: float | None = Field(default=None, gt=0)
 
-    @field_validator("kedro_env_passthrough", mode="before")
+    @field_validator("kedro_env_passthrough", "admin_users", mode="before")
     @classmethod
     def _split_names(cls, value: object) -> object:
         if isinstance(value, str):

@@ -17,7 +17,7 @@ from celery import Celery
 
 from app.celery_app import REFRESH_PIPELINES_TASK, RUN_JOB_TASK, create_celery
 from app.core.config import DEFAULT_QUEUE, Settings
-from app.core.exceptions import InvalidJobRequest
+from app.core.exceptions import BrokerUnavailable, InvalidJobRequest
 from app.core.job_manager import JobManager, utcnow
 from app.schemas.jobs import Job, JobCreate
 from app.schemas.pipelines import PipelineList
@@ -86,13 +86,16 @@ class Dispatcher:
 
     def request_refresh(self, queue: str) -> None:
         """Ask a worker of `queue` to inspect its project again."""
-        self._celery.send_task(
-            REFRESH_PIPELINES_TASK,
-            args=[queue],
-            queue=queue,
-            retry=True,
-            retry_policy=_PUBLISH_RETRY,
-        )
+        try:
+            self._celery.send_task(
+                REFRESH_PIPELINES_TASK,
+                args=[queue],
+                queue=queue,
+                retry=True,
+                retry_policy=_PUBLISH_RETRY,
+            )
+        except Exception as exc:  # kombu raises many types; any of them means "not sent"
+            raise BrokerUnavailable(f"the broker is unavailable: {_describe(exc)}") from None
         self._registry_cache.pop(queue, None)
 
     def ping_broker(self) -> None:

@@ -3,7 +3,8 @@
 GatewayError
  ├── JobNotFound            404: unknown id, or a job the caller may not see
  ├── JobConflict            409: the job is terminal, or an idempotency key is reused
- └── InvalidJobRequest      422: a request that is well-formed but cannot run
+ ├── InvalidJobRequest      422: a request that is well-formed but cannot run
+ └── BrokerUnavailable      503: a message that must be sent now could not be
 """
 
 
@@ -27,3 +28,7 @@ class JobConflict(GatewayError):
 
 class InvalidJobRequest(GatewayError):
     status_code = 422
+
+
+class BrokerUnavailable(GatewayError):
+    status_code = 503

@@ -135,7 +135,8 @@ class JobManager:
     ) -> tuple[Job, bool]:
         """Record a pending job; returns it and whether it is new (not an idempotent repeat)."""
         request_hash = _request_hash(request)
-        scope = f"{user_id or ''}\x00{idempotency_key}" if idempotency_key else None
+        # ':' cannot occur in a user name (API_KEYS splits on it); PostgreSQL refuses NUL.
+        scope = f"{user_id or ''}:{idempotency_key}" if idempotency_key else None
         now = utcnow()
         job_id = str(uuid.uuid4())
         values: dict[str, Any] = {
@@ -819,9 +820,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise ValueError("invalid cursor") from exc
 
 
-def _contiguous(
-    rows: Sequence[Any], *, offset: int, limit: int
-) -> tuple[int, bytes, int | None]:
+def _contiguous(rows: Sequence[Any], *, offset: int, limit: int) -> tuple[int, bytes, int | None]:
     """Join stored chunks from `offset` (or the first kept byte after it) up to `limit` bytes.
 
     Also returns where output resumes if the joined run ends at a dropped gap.

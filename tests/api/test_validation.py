@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-import warnings
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -20,11 +19,7 @@ from fastapi import FastAPI
 from app.api.limits import MAX_BODY_BYTES
 from app.application import create_app
 from app.core.config import Settings
-
-with warnings.catch_warnings():
-    # Starlette asks for `httpx2`; the installed TestClient still works on httpx.
-    warnings.filterwarnings("ignore", message="Using `httpx` with", category=UserWarning)
-    from fastapi.testclient import TestClient
+from tests.utils.asgi import TestClient
 
 JOBS = "/api/v1/jobs"
 JSON_HEADERS = {"Content-Type": "application/json"}

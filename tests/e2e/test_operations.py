@@ -18,6 +18,7 @@ from tests.utils.stack import Stack, running_stack, submit, wait_for_status, wai
 
 pytestmark = pytest.mark.e2e
 
+WORKER_SECRET = "topsecret-key-9f2c"
 EXTRA_PIPELINE = '''
 
 def register_pipelines() -> dict[str, Pipeline]:  # noqa: F811
@@ -49,7 +50,7 @@ def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         LOG_FORMAT="json",
         WORKER_LOST_AFTER_SECONDS="3",
     ) as stack:
-        stack.start_worker(name="main")
+        stack.start_worker(name="main", API_KEYS=f"ops:{WORKER_SECRET}", ADMIN_USERS="ops")
         stack.start_worker(
             name="other", queues="other", KEDRO_PROJECT_PATH=str(_second_project(directory))
         )
@@ -190,3 +191,18 @@ def test_health_reports_missing_workers_and_a_missing_project(
         return check if response.status_code == 503 and "broken" in check.get("error", "") else None
 
     wait_until(workers_failure, timeout=30, what="the queue without a live worker")
+
+
+def test_kedro_runs_see_no_gateway_secret(client: httpx.Client) -> None:
+    job = submit(client, pipeline_name="environ")
+    done = wait_for_status(client, job["id"])
+    log = client.get(f"/jobs/{job['id']}/logs").json()["data"]
+    line = next(line for line in log.split("\n") if line.startswith("ENVIRON "))
+    environ = json.loads(line.removeprefix("ENVIRON "))
+    assert done["status"] == "completed"
+    assert WORKER_SECRET not in line
+    for name in ("API_KEYS", "ADMIN_USERS", "DATABASE_URL", "CELERY_BROKER_URL"):
+        assert name not in environ
+    # Kedro's bootstrap sets PYTHONPATH to the project's src; nothing inherited is kept.
+    assert environ.get("PYTHONPATH", "").split(":")[0].endswith("src")
+    assert environ["KEDRO_DISABLE_TELEMETRY"] == "1"

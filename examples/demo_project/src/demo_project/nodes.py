@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -90,3 +91,11 @@ def spawn_children(seconds: float) -> None:
     for child in children:
         child.wait()
     _write("children done")
+
+
+def print_environment(_value: int) -> None:
+    """Print the process environment as one JSON line (to check what reaches a run).
+
+    Kedro needs every node to have an input; this one ignores it.
+    """
+    _write("ENVIRON " + json.dumps(dict(sorted(os.environ.items())), ensure_ascii=False))

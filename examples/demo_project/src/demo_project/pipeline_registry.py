@@ -55,6 +55,9 @@ def register_pipelines() -> dict[str, Pipeline]:
         ),
         "echo": Pipeline([Node(nodes.echo_parameters, "parameters", None, name="echo_parameters")]),
         "chatty": Pipeline([Node(nodes.print_megabytes, "params:chatty.mb", None, name="chatty")]),
+        "environ": Pipeline(
+            [Node(nodes.print_environment, "params:initial_value", None, name="environ")]
+        ),
         "children": Pipeline(
             [
                 Node(

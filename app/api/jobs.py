@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, Query, Response, status
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
+from fastapi.responses import JSONResponse
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import DispatcherDep, JobDep, JobManagerDep, VisibilityDep
 from app.core.job_manager import decode_cursor
+from app.core.log_stream import follow_output
 from app.schemas.jobs import Job, JobCreate, JobEventList, JobList, JobStatus, LogChunk
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 MAX_LOG_READ = 4 * 1024 * 1024
+SSE_DESCRIPTION = (
+    "With `Accept: text/event-stream` or `?follow=true`: `event: log` with the text as "
+    "`data` and the next offset as `id` (send it back as `Last-Event-ID` to resume), then "
+    "one `event: end` whose `data` is the terminal job."
+)
 IdempotencyKey = Annotated[
     str | None, Header(min_length=1, max_length=200, description="Makes a submit safe to retry.")
 ]
@@ -91,16 +101,41 @@ def cancel_job(job: JobDep, manager: JobManagerDep, visibility: VisibilityDep) -
     )
 
 
-@router.get("/{job_id}/logs", responses={404: {"description": "Unknown job."}})
-def get_logs(
+@router.get(
+    "/{job_id}/logs",
+    response_model=LogChunk,
+    responses={
+        200: {"content": {"text/event-stream": {"description": SSE_DESCRIPTION}}},
+        404: {"description": "Unknown job."},
+    },
+)
+async def get_logs(
+    request: Request,
     job: JobDep,
     manager: JobManagerDep,
     visibility: VisibilityDep,
     offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_LOG_READ)] = 1024 * 1024,
-) -> LogChunk:
-    """The run's combined stdout and stderr from a byte offset."""
-    return manager.read_output(job_id=job.id, offset=offset, limit=limit, visibility=visibility)
+    follow: Annotated[bool, Query(description="Stream as Server-Sent Events.")] = False,
+    last_event_id: Annotated[str | None, Header(pattern=r"^[0-9]{1,19}$")] = None,
+) -> Response:
+    """The run's combined stdout and stderr from a byte offset, or followed live (SSE)."""
+    if follow or "text/event-stream" in request.headers.get("accept", ""):
+        start = int(last_event_id) if last_event_id is not None else offset
+        stream = follow_output(manager, job_id=job.id, offset=start, visibility=visibility)
+        return EventSourceResponse(_as_events(stream), ping=15)
+    chunk = await run_in_threadpool(
+        manager.read_output, job_id=job.id, offset=offset, limit=limit, visibility=visibility
+    )
+    return JSONResponse(chunk.model_dump(mode="json"))
+
+
+async def _as_events(stream: AsyncIterator[LogChunk | Job]) -> AsyncIterator[ServerSentEvent]:
+    async for item in stream:
+        if isinstance(item, LogChunk):
+            yield ServerSentEvent(item.data, event="log", id=str(item.next_offset))
+        else:
+            yield ServerSentEvent(item.model_dump_json(), event="end")
 
 
 @router.get("/{job_id}/events", responses={404: {"description": "Unknown job."}})

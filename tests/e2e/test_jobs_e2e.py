@@ -8,6 +8,7 @@ import re
 import psutil
 import pytest
 
+from tests.utils.sse import read_events
 from tests.utils.stack import Stack, read_log, submit, wait_for_status, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -235,3 +236,32 @@ def test_chatty_output_is_capped_and_worker_memory_stays_bounded(stack: Stack) -
     assert tail["offset"] == done["output_bytes"] - cap // 2  # then the gap is skipped
     assert tail["complete"] and "chatty done" in tail["data"]  # the tail rolled to the end
     assert peak - baseline < 50 * 1024 * 1024, (baseline, peak)
+
+
+def test_sse_follows_a_running_job_then_ends_and_resumes_without_repeats(stack: Stack) -> None:
+    with stack.client() as client:
+        job = submit(client, pipeline_name="slow", parameters={"slow": {"seconds": 3}})
+        url = f"/jobs/{job['id']}/logs"
+        received, first_status, end = [], None, None
+        with client.stream("GET", url, headers={"Accept": "text/event-stream"}) as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            for event in read_events(response):
+                if event.event == "log":
+                    if first_status is None and "slow: " in event.data:
+                        first_status = client.get(f"/jobs/{job['id']}").json()["status"]
+                    received.append(event)
+                elif event.event == "end":
+                    end = json.loads(event.data)
+                    break
+        whole = client.get(url).json()["data"]
+        assert first_status == "running"  # lines arrived before the job ended
+        assert end is not None and end["status"] == "completed" and end["id"] == job["id"]
+        assert "".join(event.data for event in received) == whole
+
+        middle = received[len(received) // 2]
+        with client.stream(
+            "GET", url, params={"follow": "true"}, headers={"Last-Event-ID": middle.id or ""}
+        ) as response:
+            resumed = [e for e in read_events(response) if e.event == "log"]
+        resumed_text = "".join(event.data for event in resumed).encode()
+        assert resumed_text == whole.encode()[int(middle.id or 0) :]  # no line twice, none lost

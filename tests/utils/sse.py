@@ -17,7 +17,8 @@ class Event:
 
 def read_events(response: httpx.Response) -> Iterator[Event]:
     """Yield events as they arrive on a streaming response."""
-    name, data, event_id = "message", [], None
+    name, event_id = "message", None
+    data: list[str] = []
     for line in response.iter_lines():
         if not line:
             if data:

@@ -7,6 +7,8 @@ embedded Redis and one local Celery worker, and stops them on exit.
 from __future__ import annotations
 
 import logging
+import signal
+from types import FrameType
 
 import uvicorn
 
@@ -20,9 +22,18 @@ logger = logging.getLogger("main")
 app = create_app()
 
 
+def _exit_cleanly(_signum: int, _frame: FrameType | None) -> None:
+    # uvicorn re-raises the signal that stopped it once it has shut down; exiting
+    # here (instead of dying of the signal) lets the standalone stack stop its
+    # worker and Redis in order.
+    raise SystemExit(0)
+
+
 def main() -> None:
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, _exit_cleanly)
     if settings.celery_broker_url:
         uvicorn.run(app, host=settings.host, port=settings.port, log_config=None)
         return

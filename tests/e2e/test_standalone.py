@@ -18,7 +18,10 @@ from tests.utils.stack import free_port, submit, wait_for_status, wait_until
 pytestmark = pytest.mark.e2e
 
 
-def test_standalone_runs_a_job_and_sigint_stops_every_process(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_standalone_runs_a_job_and_a_stop_signal_stops_every_process(
+    tmp_path: Path, stop_signal: signal.Signals
+) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "KEDRO_"))}
     env.update(
@@ -56,13 +59,17 @@ def test_standalone_runs_a_job_and_sigint_stops_every_process(tmp_path: Path) ->
         names = " ".join(" ".join(p.cmdline()) for p in started)
         assert "redis-server" in names and "celery" in names
 
-        os.killpg(main.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
+        if stop_signal == signal.SIGINT:
+            os.killpg(main.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
+        else:
+            main.send_signal(signal.SIGTERM)  # what systemd or `kill` sends
         assert main.wait(timeout=60) == 0, log_path.read_text()
 
         def all_gone() -> bool:
             return not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in started)
 
         wait_until(all_gone, timeout=30, what="every started process to exit")
+        assert "standalone: stopped the worker and redis" in log_path.read_text()
     finally:
         if main.poll() is None:
             os.killpg(main.pid, signal.SIGKILL)

@@ -37,7 +37,8 @@ class Settings(BaseSettings):
     worker_lost_after_seconds: float = Field(default=60.0, gt=0)
     worker_concurrency: int | None = Field(default=None, ge=1)
     log_max_bytes: int = Field(default=10 * 1024 * 1024, ge=4096)
-    runner_mode: Literal["cold"] = "cold"
+    runner_mode: Literal["cold", "warm"] = "cold"
+    warm_max_jobs: int = Field(default=200, ge=1)
     maintenance_interval_seconds: float = Field(default=2.0, gt=0)
     redispatch_after_seconds: float = Field(default=60.0, gt=0)
     log_level: str = "INFO"

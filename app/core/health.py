@@ -74,8 +74,14 @@ def _project_check(workers: list[Worker]) -> dict[str, Any]:
     """Every live worker can see its Kedro project and import Kedro."""
     live = [worker for worker in workers if worker.alive]
     projects = {
-        w.name: {"path": w.project_path, "kedro_version": w.kedro_version, "ok": w.project_ok}
+        w.name: {
+            "path": w.project_path,
+            "kedro_version": w.kedro_version,
+            "ok": w.project_ok,
+            "runner": w.runner_mode,
+        }
         | ({"error": w.project_error} if w.project_error else {})
+        | ({"warm_error": f"running cold: {w.warm_error}"} if w.warm_error else {})
         for w in live
     }
     failing = [name for name, project in projects.items() if not project["ok"]]

@@ -583,6 +583,7 @@ class JobManager:
         kedro_version: str | None,
         project_ok: bool,
         project_error: str | None,
+        runner_mode: str,
     ) -> None:
         """Announce a (re)started worker."""
         now = utcnow()
@@ -599,6 +600,8 @@ class JobManager:
             "started_at": now,
             "last_seen_at": now,
             "stopped_at": None,
+            "runner_mode": runner_mode,
+            "warm_error": None,
         }
         with self._write() as connection:
             if not connection.execute(
@@ -611,6 +614,13 @@ class JobManager:
         with self._write() as connection:
             connection.execute(
                 update(workers).where(workers.c.name == name).values(last_seen_at=utcnow())
+            )
+
+    def note_warm_error(self, *, name: str, error: str | None) -> None:
+        """Record why warming failed on this worker (None once it works again)."""
+        with self._write() as connection:
+            connection.execute(
+                update(workers).where(workers.c.name == name).values(warm_error=error)
             )
 
     def stop_worker(self, *, name: str) -> None:

@@ -23,11 +23,12 @@ from collections import deque
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from app.core.config import Settings
 from app.core.job_manager import Claim, JobManager, RunOutcome, RunProgress, utcnow
 from app.core.kedro_params import dump_run_config, escape_parameters
+from app.core.warm_runner import WarmUnavailable, warm_pool
 from app.schemas.jobs import Job, JobStatus
 
 logger = logging.getLogger(__name__)
@@ -150,6 +151,38 @@ class OutputParser:
         return self.tail[-1].strip() if self.tail else None
 
 
+class RunProcess(Protocol):
+    """A started run, cold (under the process guard) or forked by the warm server."""
+
+    pid: int
+
+    def exit_fileno(self) -> int: ...
+    def poll(self) -> int | None: ...
+    def wait(self, timeout: float | None = None) -> int: ...
+    def close(self) -> None: ...
+
+
+class ColdProcess:
+    """`kedro run` under the process guard, watched through a pidfd."""
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self._popen = popen
+        self.pid = popen.pid
+        self._pidfd = os.pidfd_open(popen.pid)
+
+    def exit_fileno(self) -> int:
+        return self._pidfd
+
+    def poll(self) -> int | None:
+        return self._popen.poll()
+
+    def wait(self, timeout: float | None = None) -> int:
+        return self._popen.wait(timeout)
+
+    def close(self) -> None:
+        os.close(self._pidfd)
+
+
 class _Run:
     """One attempt of one job: the process, its output relay and its stop conditions."""
 
@@ -164,6 +197,7 @@ class _Run:
         self.stop_reason: tuple[JobStatus, str] | None = None
         self.timeout = self.job.timeout_seconds or settings.job_timeout_seconds
         self.process_started_at = self.process_exited_at = utcnow()
+        self.runner = "cold"
 
     def execute(self, workdir: Path) -> RunOutcome:
         config_path = workdir / f"run-config-{self.job.id}.json"
@@ -174,41 +208,57 @@ class _Run:
         logger.info("job %s starting: %s", self.job.id, argv)
         started = time.monotonic()
         self.process_started_at = utcnow()
+        output, output_end = os.pipe()
         try:
-            process = self._spawn(argv)
+            process = self._start(argv, output_end)
         except OSError as exc:
+            os.close(output)
             return _outcome(JobStatus.failed, None, None, f"could not start kedro: {exc}", {})
+        finally:
+            os.close(output_end)
         self.manager.set_pid(job_id=self.job.id, attempt=self.attempt, pid=process.pid)
-        returncode, exited = self._supervise(process)
+        returncode, exited = self._supervise(process, output)
         execution_time = round(exited - started, 3)
         self.process_exited_at = self.process_started_at + timedelta(seconds=exited - started)
         self.parser.finish()
         self._flush()
         return self._outcome(returncode, execution_time)
 
-    def _spawn(self, argv: list[str]) -> subprocess.Popen[bytes]:
+    def _start(self, argv: list[str], output: int) -> RunProcess:
+        """Fork the run from the warm server if asked and able, else start it cold."""
+        env = kedro_environment(self.settings, os.environ)
+        if self.settings.runner_mode == "warm":
+            pool = warm_pool()
+            try:
+                # The arguments after `-m kedro`: the warm server runs Kedro's CLI itself.
+                child = pool.spawn(self.settings, env, KILL_GRACE_SECONDS, argv[3:], output)
+            except WarmUnavailable as exc:
+                logger.warning("job %s: running cold: %s", self.job.id, exc)
+                child = None
+            if pool.error_changed() and self.job.worker:
+                self.manager.note_warm_error(name=self.job.worker, error=pool.last_error)
+            if child is not None:
+                self.runner = "warm"
+                return child
         guard = [sys.executable, "-I", "-S", str(PROCESS_GUARD), str(KILL_GRACE_SECONDS), "--"]
         # The argv is a list built from allowlisted names; no shell is involved.
-        return subprocess.Popen(  # noqa: S603
+        popen = subprocess.Popen(  # noqa: S603
             guard + argv,
             cwd=self.settings.kedro_project_path,
-            env=kedro_environment(self.settings, os.environ),
+            env=env,
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+            stdout=output,
+            stderr=output,
             start_new_session=True,
         )
+        return ColdProcess(popen)
 
-    def _supervise(self, process: subprocess.Popen[bytes]) -> tuple[int, float]:
+    def _supervise(self, process: RunProcess, pipe: int) -> tuple[int, float]:
         """Relay output until the process exits; returns its exit status and exit time."""
-        if process.stdout is None:
-            raise RuntimeError("kedro was started without an output pipe")
-        pipe = process.stdout.fileno()
         os.set_blocking(pipe, False)
-        pidfd = os.pidfd_open(process.pid)
         selector = selectors.DefaultSelector()
         selector.register(pipe, selectors.EVENT_READ, "output")
-        selector.register(pidfd, selectors.EVENT_READ, "exit")
+        selector.register(process.exit_fileno(), selectors.EVENT_READ, "exit")
         started = last_flush = last_beat = time.monotonic()
         try:
             while process.poll() is None:
@@ -231,9 +281,9 @@ class _Run:
         finally:
             _kill_group(process.pid, signal.SIGKILL)
             selector.close()
-            os.close(pidfd)
-            process.stdout.close()
-        return process.returncode, exited
+            process.close()
+            os.close(pipe)
+        return process.wait(), exited
 
     def _read(self, pipe: int) -> bool:
         try:
@@ -280,7 +330,7 @@ class _Run:
         if reason is not None and self.stop_reason is None:
             self.stop_reason = (JobStatus.cancelled, reason)
 
-    def _kill(self, process: subprocess.Popen[bytes]) -> None:
+    def _kill(self, process: RunProcess) -> None:
         logger.info("job %s stopping: %s", self.job.id, self.stop_reason)
         _kill_group(process.pid, signal.SIGTERM)
         try:
@@ -297,6 +347,7 @@ class _Run:
             "node_seconds": dict(self.parser.node_seconds),
             "output_tail": list(self.parser.tail),
             "output_bytes": self.offset,
+            "runner": self.runner,
             "process_started_at": self.process_started_at.isoformat(),
             "process_exited_at": self.process_exited_at.isoformat(),
         }

@@ -122,6 +122,8 @@ workers = Table(
     Column("started_at", UTCDateTime, nullable=False),
     Column("last_seen_at", UTCDateTime, nullable=False),
     Column("stopped_at", UTCDateTime),
+    Column("runner_mode", String(10)),
+    Column("warm_error", Text),
 )
 
 queue_projects = Table(

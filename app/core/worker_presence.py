@@ -83,6 +83,7 @@ class WorkerPresence:
             kedro_version=report.kedro_version,
             project_ok=report.ok,
             project_error=report.error,
+            runner_mode=self._settings.runner_mode,
         )
         logger.info("worker %s announced on queues %s", self._name, self._queues)
         while not self._stopped.wait(self.interval):

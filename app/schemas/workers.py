@@ -16,6 +16,8 @@ class Worker(BaseModel):
     kedro_version: str | None
     project_ok: bool
     project_error: str | None
+    runner_mode: str | None
+    warm_error: str | None = None
     running_jobs: int
     started_at: datetime
     last_seen_at: datetime

@@ -86,6 +86,7 @@ class Claim:
 class RunProgress:
     completed_nodes: list[str] = field(default_factory=list)
     total_nodes: int | None = None
+    running_nodes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -359,6 +360,7 @@ class JobManager:
                     output_bytes=offset + len(data),
                     output_dropped_bytes=jobs.c.output_dropped_bytes + dropped,
                     completed_nodes=list(progress.completed_nodes),
+                    running_nodes=list(progress.running_nodes),
                     total_nodes=progress.total_nodes,
                     heartbeat_at=utcnow(),
                 )
@@ -434,6 +436,7 @@ class JobManager:
                 .values(
                     status=outcome.status.value,
                     completed_at=now,
+                    running_nodes=[],
                     exit_code=outcome.exit_code,
                     execution_time=outcome.execution_time,
                     error_message=outcome.error_message,
@@ -793,7 +796,10 @@ def _to_job(row: Any) -> Job:
         exit_code=row["exit_code"],
         error_message=row["error_message"],
         progress=Progress(
-            completed_nodes=len(row["completed_nodes"]), total_nodes=row["total_nodes"]
+            completed_nodes=len(row["completed_nodes"]),
+            total_nodes=row["total_nodes"],
+            completed_node_names=row["completed_nodes"],
+            running_node_names=row["running_nodes"] or [],
         ),
         results=row["results"],
         worker=row["worker"],

@@ -135,12 +135,14 @@ class OutputParser:
             self.exception_line = line.strip()[:MAX_LINE_CHARS]
         if match := _RUNNING_NODE.search(line):
             self._started[match.group(1)] = time.monotonic()
-            return False
+            self.progress.running_nodes = list(self._started)
+            return True
         if match := _COMPLETED_NODE.search(line):
             name = match.group(1)
             self.progress.completed_nodes.append(name)
             if name in self._started:
                 self.node_seconds[name] = round(time.monotonic() - self._started.pop(name), 3)
+            self.progress.running_nodes = list(self._started)
             return True
         if match := _COMPLETED_TASKS.search(line):
             self.progress.total_nodes = int(match.group(2))

@@ -68,6 +68,7 @@ jobs = Table(
     Column("error_message", Text),
     Column("completed_nodes", JSON, nullable=False),
     Column("total_nodes", Integer),
+    Column("running_nodes", JSON),
     Column("results", JSON),
     Column("worker", String(255)),
     Column("attempt", Integer, nullable=False),

@@ -84,7 +84,11 @@ class JobCreate(RunOptions):
 
 class Progress(BaseModel):
     completed_nodes: int = 0
-    total_nodes: int | None = None
+    total_nodes: int | None = Field(default=None, description="Known once Kedro reports it.")
+    completed_node_names: list[str] = Field(default_factory=list)
+    running_node_names: list[str] = Field(
+        default_factory=list, description="Nodes started and not yet completed."
+    )
 
 
 class Job(RunOptions):

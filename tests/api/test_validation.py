@@ -466,7 +466,12 @@ def test_submit_returns_202_location_and_the_contract_job(client: TestClient) ->
     assert job["parameters"] == {"initial_value": 10}
     assert job["status"] == "pending"
     assert job["queue"] == "default"
-    assert job["progress"] == {"completed_nodes": 0, "total_nodes": None}
+    assert job["progress"] == {
+        "completed_nodes": 0,
+        "total_nodes": None,
+        "completed_node_names": [],
+        "running_node_names": [],
+    }
     assert job["attempt"] == 0
     for name in (
         "env",

@@ -24,6 +24,7 @@ from playwright.sync_api import (
 )
 
 from app.core.config import REPO_ROOT
+from tests.utils.expected import THREE_OF_THREE
 from tests.utils.stack import Stack
 
 pytestmark = pytest.mark.e2e
@@ -181,10 +182,7 @@ def test_dashboard_runs_a_job_and_cancels_another(dashboard: Watched, stack: Sta
 
     with stack.client() as client:
         assert client.get(f"/jobs/{slow_id}").json()["status"] == "cancelled"
-        assert client.get(f"/jobs/{job_id}").json()["progress"] == {
-            "completed_nodes": 3,
-            "total_nodes": 3,
-        }
+        assert client.get(f"/jobs/{job_id}").json()["progress"] == THREE_OF_THREE
 
 
 def test_dashboard_shows_parameter_errors_inline(dashboard: Watched) -> None:

@@ -8,6 +8,7 @@ import re
 import psutil
 import pytest
 
+from tests.utils.expected import THREE_OF_THREE
 from tests.utils.sse import read_events
 from tests.utils.stack import Stack, read_log, submit, wait_for_status, wait_until
 
@@ -50,7 +51,7 @@ def test_arithmetic_completes_with_progress_results_and_log(stack: Stack) -> Non
 
     assert done["status"] == "completed", done
     assert done["exit_code"] == 0
-    assert done["progress"] == {"completed_nodes": 3, "total_nodes": 3}
+    assert done["progress"] == THREE_OF_THREE
     assert done["attempt"] == 1 and done["worker"]
     assert 0 < done["execution_time"] < 60
     assert done["started_at"] <= done["completed_at"]
@@ -265,3 +266,18 @@ def test_sse_follows_a_running_job_then_ends_and_resumes_without_repeats(stack: 
             resumed = [e for e in read_events(response) if e.event == "log"]
         resumed_text = "".join(event.data for event in resumed).encode()
         assert resumed_text == whole.encode()[int(middle.id or 0) :]  # no line twice, none lost
+
+
+def test_progress_names_the_running_node_while_it_runs(stack: Stack) -> None:
+    with stack.client() as client:
+        job = submit(client, pipeline_name="slow", parameters={"slow": {"seconds": 2}})
+
+        def running_node() -> dict[str, object] | None:
+            current = client.get(f"/jobs/{job['id']}").json()
+            return current if current["progress"]["running_node_names"] else None
+
+        during = wait_until(running_node, timeout=30, what="the running node to be named")
+        done = wait_for_status(client, job["id"])
+    assert during["progress"]["running_node_names"] == ["sleep_with_progress"]  # type: ignore[index]
+    assert done["progress"]["running_node_names"] == []
+    assert done["progress"]["completed_node_names"] == ["sleep_with_progress"]

@@ -13,6 +13,7 @@ import psutil
 import pytest
 
 from app.core.config import REPO_ROOT
+from tests.utils.expected import THREE_OF_THREE
 from tests.utils.stack import free_port, submit, wait_for_status, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -54,7 +55,7 @@ def test_standalone_runs_a_job_and_a_stop_signal_stops_every_process(
             job = submit(client, pipeline_name="arithmetic", parameters={"initial_value": 10})
             done = wait_for_status(client, job["id"], timeout=90)
         assert done["status"] == "completed", done
-        assert done["progress"] == {"completed_nodes": 3, "total_nodes": 3}
+        assert done["progress"] == THREE_OF_THREE
         started = psutil.Process(main.pid).children(recursive=True)
         names = " ".join(" ".join(p.cmdline()) for p in started)
         assert "redis-server" in names and "celery" in names

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from app.core.config import EXAMPLE_PROJECT
+from tests.utils.expected import THREE_OF_THREE
 from tests.utils.stack import (
     Stack,
     processes_mentioning,
@@ -62,7 +63,7 @@ def test_jobs_run_warm_with_results_progress_and_logs(client: httpx.Client) -> N
     done = _run(client, parameters={"initial_value": 7})
     assert done["status"] == "completed" and done["exit_code"] == 0
     assert done["results"]["runner"] == "warm"  # type: ignore[index]
-    assert done["progress"] == {"completed_nodes": 3, "total_nodes": 3}
+    assert done["progress"] == THREE_OF_THREE
     assert "subtract_ten: value = 14" in read_log(client, str(done["id"]))
     failed = _run(client, "fail")
     assert failed["status"] == "failed" and failed["exit_code"] == 1

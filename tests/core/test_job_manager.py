@@ -24,16 +24,15 @@ from app.core.db import create_db_engine
 from app.core.exceptions import JobConflict, JobNotFound
 from app.core.job_manager import (
     JobManager,
-    RunOutcome,
     RunProgress,
     decode_cursor,
     utcnow,
 )
 from app.core.services import build_core
 from app.core.tables import job_output, jobs
-from app.schemas.jobs import Job, JobCreate, JobStatus, LogChunk
+from app.schemas.jobs import JobCreate, JobStatus, LogChunk
+from tests.utils.factories import WORKER, outcome, running, submit, write
 
-WORKER = "worker-a"
 MULTIBYTE_UNIT = "café ✓ 🎉\n"
 
 
@@ -43,57 +42,6 @@ def db(settings: Settings, manager: JobManager) -> Iterator[Engine]:
     engine = create_db_engine(settings.database_url)
     yield engine
     engine.dispose()
-
-
-def submit(
-    manager: JobManager,
-    pipeline_name: str = "arithmetic",
-    *,
-    dispatched: bool = False,
-    **fields: Any,
-) -> Job:
-    """Record a pending job."""
-    job, created = manager.create_job(
-        request=JobCreate(pipeline_name=pipeline_name, **fields),
-        user_id=None,
-        dispatched=dispatched,
-    )
-    assert created
-    return job
-
-
-def running(
-    manager: JobManager, pipeline_name: str = "arithmetic", worker: str = WORKER
-) -> tuple[str, int]:
-    """A job claimed by `worker`: its id and attempt."""
-    job = submit(manager, pipeline_name)
-    claim = manager.claim_job(job_id=job.id, worker=worker)
-    assert claim is not None
-    return job.id, claim.attempt
-
-
-def outcome(status: JobStatus = JobStatus.completed, message: str | None = None) -> RunOutcome:
-    """A run's end as the runner would report it."""
-    code = 0 if status == JobStatus.completed else 1
-    return RunOutcome(
-        status=status,
-        exit_code=code,
-        execution_time=0.5,
-        error_message=message,
-        results={"exit_code": code, "execution_time": 0.5, "output_tail": []},
-    )
-
-
-def write(manager: JobManager, job_id: str, attempt: int, data: bytes, *, batch: int) -> None:
-    """Append `data` in batches of `batch` bytes, as the runner flushes it."""
-    for offset in range(0, len(data), batch):
-        manager.append_output(
-            job_id=job_id,
-            attempt=attempt,
-            offset=offset,
-            data=data[offset : offset + batch],
-            progress=RunProgress(),
-        )
 
 
 def read_all(manager: JobManager, job_id: str, *, limit: int, offset: int = 0) -> list[LogChunk]:

@@ -760,16 +760,19 @@
 
     function renderNodes() {
       const results = job.results || {};
-      const names = Array.isArray(results.completed_nodes) ? results.completed_nodes : null;
+      const progress = job.progress || {};
+      const completed = Array.isArray(progress.completed_node_names) ? progress.completed_node_names : [];
+      const names = Array.isArray(results.completed_nodes) ? results.completed_nodes : completed;
+      const running = Array.isArray(progress.running_node_names) ? progress.running_node_names : [];
       const seconds = results.node_seconds && typeof results.node_seconds === "object" ? results.node_seconds : {};
-      const total = job.progress ? job.progress.total_nodes : null;
-      const done = job.progress ? job.progress.completed_nodes : 0;
-      if (!names || !names.length) {
+      const total = progress.total_nodes;
+      const runningNote = running.length
+        ? h("p", { class: "muted", "data-running": running.join(",") }, "Running now: " + running.join(", "))
+        : null;
+      if (!names.length) {
         nodesBox.replaceChildren(h("p", { class: "muted" },
-          TERMINAL.has(job.status)
-            ? "No node completed."
-            : `${done} of ${total === null || total === undefined ? "?" : total} nodes done; ` +
-              "their names and times are listed when the run ends."));
+          TERMINAL.has(job.status) ? "No node completed." : "No node has completed yet."));
+        if (runningNote) nodesBox.append(runningNote);
         return;
       }
       const longest = Math.max(0.001, ...names.map((n) => Number(seconds[n]) || 0));
@@ -783,8 +786,9 @@
             h("td", {}, h("span", { class: "node-name" }, name), h("span", { class: "node-bar" }, fill)),
             h("td", { class: "num" }, s === null ? "—" : fmtSeconds(s)));
         })));
-      const missing = total && total > names.length ? total - names.length : 0;
+      const missing = TERMINAL.has(job.status) && total && total > names.length ? total - names.length : 0;
       nodesBox.replaceChildren(list);
+      if (runningNote) nodesBox.append(runningNote);
       if (missing) nodesBox.append(h("p", { class: "muted" }, `${missing} of ${total} nodes did not complete.`));
     }
 

@@ -170,6 +170,7 @@ def test_dashboard_runs_a_job_and_cancels_another(dashboard: Watched, stack: Sta
     expect(page).to_have_url(re.compile(f"#/jobs/{slow_id}$"))
     expect(page.locator("#job-status")).to_have_text("running", timeout=60_000)
     expect(page.locator("#log")).to_contain_text(re.compile(r"slow: [\d.]+/60"))
+    expect(page.locator("[data-running]")).to_have_text("Running now: sleep_with_progress")
     dashboard.screenshot("running-job")
 
     page.get_by_role("button", name="Cancel job").click()

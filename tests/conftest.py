@@ -1,4 +1,10 @@
-"""Shared fixtures: explicit Settings on a fresh SQLite file, and real stacks."""
+"""Shared fixtures: explicit Settings on a fresh SQLite file, and real stacks.
+
+The end-to-end stacks run on every backend `--databases` names (default
+`sqlite,postgresql`): the `database` argument is parametrized at session scope,
+so all tests on one backend run before those on the next, and PostgreSQL is
+started (once, by `postgres_server`) only when a selected test needs it.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,79 @@ import pytest
 from app.core.config import Settings
 from app.core.job_manager import JobManager
 from app.core.services import build_core
+from tests.utils.postgres import (
+    DATABASES,
+    PostgresServer,
+    database_url,
+    running_postgres,
+    selected_databases,
+)
 from tests.utils.stack import Stack, running_stack
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--databases",
+        default=",".join(DATABASES),
+        help="comma-separated job-store backends the end-to-end stacks run on "
+        "(default: %(default)s)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    selected_databases(config)  # a bad --databases is a usage error before collection
+
+
+# Which (database, runner mode) stacks each module's tests run on: every backend and
+# both runner modes are covered without running every test on their cross product.
+STACK_COMBOS: dict[str, list[tuple[str, str]]] = {
+    "test_jobs_e2e": [("sqlite", "cold"), ("postgresql", "cold"), ("sqlite", "warm")],
+    "test_faults": [("sqlite", "cold"), ("postgresql", "warm")],
+    "test_dashboard": [("sqlite", "cold")],
+}
+# Tests that run on one stack of their module only (the rest would add minutes to CI).
+SINGLE_COMBO: dict[str, tuple[str, str]] = {
+    "test_200_jobs_from_20_clients_on_2_workers_each_run_exactly_once": ("postgresql", "warm"),
+}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize tests that (through their fixtures) need a backend and a runner mode."""
+    if "database" not in metafunc.fixturenames:
+        return
+    backends = selected_databases(metafunc.config)
+    if "runner_mode" not in metafunc.fixturenames:
+        metafunc.parametrize("database", backends, ids=backends, scope="session")
+        return
+    module = metafunc.module.__name__.rsplit(".", 1)[-1]
+    wanted = STACK_COMBOS.get(module, [(backend, "cold") for backend in backends])
+    if metafunc.function.__name__ in SINGLE_COMBO:
+        wanted = [SINGLE_COMBO[metafunc.function.__name__]]
+    combos = list(
+        dict.fromkeys(
+            (backend if backend in backends else backends[0], mode) for backend, mode in wanted
+        )
+    )
+    metafunc.parametrize(
+        ["database", "runner_mode"], combos, ids=[f"{b}-{m}" for b, m in combos], scope="session"
+    )
+
+
+# App bugs on PostgreSQL that the end-to-end suite exposes and app/ has not fixed yet:
+# test name -> (whether to run it, the bug). Such a test is xfail(strict=True) on the
+# `postgresql` backend only, so the fix shows up as an XPASS that says to drop the entry.
+POSTGRESQL_APP_BUGS: dict[str, tuple[bool, str]] = {}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is None or callspec.params.get("database") != "postgresql":
+            continue
+        known = POSTGRESQL_APP_BUGS.get(getattr(item, "originalname", item.name))
+        if known is not None:
+            run, reason = known
+            item.add_marker(pytest.mark.xfail(strict=True, run=run, reason=reason))
 
 
 @pytest.fixture
@@ -32,13 +110,28 @@ def manager(settings: Settings) -> Iterator[JobManager]:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """One Redis, two workers and the API on SQLite, shared by the end-to-end tests."""
-    directory = tmp_path_factory.mktemp("stack")
+def postgres_server(pytestconfig: pytest.Config) -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL for the session; each stack creates its own database in it."""
+    if "postgresql" not in selected_databases(pytestconfig):
+        pytest.skip("PostgreSQL is not among --databases")
+    with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def stack(
+    database: str,
+    runner_mode: str,
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Stack]:
+    """One Redis, two workers and the API on `database`, running jobs `runner_mode`."""
+    directory = tmp_path_factory.mktemp(f"stack-{database}-{runner_mode}")
     with running_stack(
         directory,
-        f"sqlite:///{directory / 'jobs.db'}",
+        database_url(request, database, directory, f"stack_{runner_mode}"),
         workers=2,
         LOG_MAX_BYTES=str(2 * 1024 * 1024),
+        RUNNER_MODE=runner_mode,
     ) as started:
         yield started

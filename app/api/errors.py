@@ -10,10 +10,29 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from app.core.exceptions import GatewayError
 
 logger = logging.getLogger(__name__)
+
+
+class ErrorBody(BaseModel):
+    """Every error body: a message, or (for request validation) FastAPI's list of errors."""
+
+    detail: str | list[dict[str, Any]] = Field(
+        description="A human-readable message; for request validation errors, FastAPI's list"
+    )
+
+
+def error(description: str) -> dict[str, Any]:
+    """An OpenAPI `responses` entry for an error status."""
+    return {"model": ErrorBody, "description": description}
+
+
+NEEDS_KEY: dict[int | str, dict[str, Any]] = {
+    401: error("No valid API key (only when API_KEYS is set).")
+}
 
 
 async def _gateway_error(_request: Request, exc: Exception) -> JSONResponse:

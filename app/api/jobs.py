@@ -11,6 +11,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import DispatcherDep, JobDep, JobManagerDep, VisibilityDep
+from app.api.errors import error
 from app.core.job_manager import decode_cursor
 from app.core.log_stream import follow_output
 from app.schemas.jobs import Job, JobCreate, JobEventList, JobList, JobStatus, LogChunk
@@ -33,8 +34,10 @@ IdempotencyKey = Annotated[
     status_code=status.HTTP_202_ACCEPTED,
     responses={
         200: {"model": Job, "description": "An idempotent repeat: the first job."},
-        409: {"description": "Idempotency-Key reused with a different body."},
-        413: {"description": "Body over 1 MiB."},
+        400: error("The body is not UTF-8 text."),
+        409: error("Idempotency-Key reused with a different body."),
+        413: error("Body over 1 MiB."),
+        422: error("Invalid request, or an unknown pipeline or queue (the message names them)."),
     },
 )
 def submit_job(
@@ -54,7 +57,7 @@ def submit_job(
     return job
 
 
-@router.get("")
+@router.get("", responses={422: error("Invalid filters, limit or cursor.")})
 def list_jobs(
     manager: JobManagerDep,
     visibility: VisibilityDep,
@@ -79,7 +82,7 @@ def list_jobs(
     return JobList(items=items, next_cursor=next_cursor)
 
 
-@router.get("/{job_id}", responses={404: {"description": "Unknown job."}})
+@router.get("/{job_id}", responses={404: error("Unknown job, or not yours.")})
 def get_job(job: JobDep) -> Job:
     """One job: status, progress and, once it is terminal, results."""
     return job
@@ -89,8 +92,8 @@ def get_job(job: JobDep) -> Job:
     "/{job_id}/cancel",
     status_code=status.HTTP_202_ACCEPTED,
     responses={
-        404: {"description": "Unknown job."},
-        409: {"description": "The job is already terminal."},
+        404: error("Unknown job, or not yours."),
+        409: error("The job is already terminal."),
     },
 )
 def cancel_job(job: JobDep, manager: JobManagerDep, visibility: VisibilityDep) -> Job:
@@ -106,7 +109,7 @@ def cancel_job(job: JobDep, manager: JobManagerDep, visibility: VisibilityDep) -
     response_model=LogChunk,
     responses={
         200: {"content": {"text/event-stream": {"description": SSE_DESCRIPTION}}},
-        404: {"description": "Unknown job."},
+        404: error("Unknown job, or not yours."),
     },
 )
 async def get_logs(
@@ -138,7 +141,7 @@ async def _as_events(stream: AsyncIterator[LogChunk | Job]) -> AsyncIterator[Ser
             yield ServerSentEvent(item.model_dump_json(), event="end")
 
 
-@router.get("/{job_id}/events", responses={404: {"description": "Unknown job."}})
+@router.get("/{job_id}/events", responses={404: error("Unknown job, or not yours.")})
 def get_events(job: JobDep, manager: JobManagerDep, visibility: VisibilityDep) -> JobEventList:
     """The job's state transitions, oldest first."""
     return JobEventList(items=manager.list_events(job_id=job.id, visibility=visibility))

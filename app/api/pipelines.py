@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from app.api.deps import AdminDep, DispatcherDep, JobManagerDep
+from app.api.errors import error
 from app.core.config import DEFAULT_QUEUE
 from app.core.exceptions import JobNotFound
 from app.schemas.jobs import QueueName
@@ -23,7 +24,11 @@ def list_pipelines(manager: JobManagerDep, queue: QueueQuery = DEFAULT_QUEUE) ->
     return project or PipelineList(items=[], refreshed_at=None, queue=queue)
 
 
-@router.post("/refresh", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/refresh",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={403: error("Needs an admin key."), 503: error("The broker is unavailable.")},
+)
 def refresh_pipelines(
     dispatcher: DispatcherDep, _admin: AdminDep, queue: QueueQuery = DEFAULT_QUEUE
 ) -> dict[str, str]:
@@ -32,7 +37,7 @@ def refresh_pipelines(
     return {"status": "requested", "queue": queue}
 
 
-@router.get("/{name}", responses={404: {"description": "Unknown pipeline."}})
+@router.get("/{name}", responses={404: error("Unknown pipeline on that queue.")})
 def get_pipeline(name: str, manager: JobManagerDep, queue: QueueQuery = DEFAULT_QUEUE) -> Pipeline:
     """One pipeline with its nodes."""
     project = manager.get_project(queue=queue)

@@ -95,7 +95,8 @@ class Dispatcher:
                 retry_policy=_PUBLISH_RETRY,
             )
         except Exception as exc:  # kombu raises many types; any of them means "not sent"
-            raise BrokerUnavailable(f"the broker is unavailable: {_describe(exc)}") from None
+            logger.warning("refresh of queue %s not sent: %s", queue, _describe(exc))
+            raise BrokerUnavailable("the broker is unavailable; try again later") from None
         self._registry_cache.pop(queue, None)
 
     def ping_broker(self) -> None:

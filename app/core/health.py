@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -12,6 +13,8 @@ from app.core.config import DEFAULT_QUEUE, Settings
 from app.core.dispatcher import Dispatcher
 from app.core.job_manager import JobManager, utcnow
 from app.schemas.workers import Worker
+
+logger = logging.getLogger(__name__)
 
 CHECK_TIMEOUT_SECONDS = 1.5
 # Checks run on threads of their own, so a hung database or Redis cannot starve
@@ -28,7 +31,15 @@ async def _run(check: Callable[[], Any]) -> tuple[bool, Any]:
     except TimeoutError:
         return False, f"no answer within {CHECK_TIMEOUT_SECONDS:g} s"
     except Exception as exc:
-        return False, f"{type(exc).__name__}: {exc}"
+        # /health is open even with API keys on: name the failure, keep paths and hosts
+        # (which exception messages carry) in the server's log.
+        logger.warning(
+            "health check %s failed: %s: %s",
+            getattr(check, "__name__", check),
+            type(exc).__name__,
+            exc,
+        )
+        return False, f"{type(exc).__name__} (details in the server log)"
     return True, value
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 from collections.abc import Iterator
@@ -13,9 +14,10 @@ import psutil
 import pytest
 import redis
 
+from tests.utils.postgres import database_url
 from tests.utils.stack import (
     Stack,
-    processes_mentioning,
+    group_members,
     read_log,
     running_stack,
     submit,
@@ -29,13 +31,20 @@ LOST_AFTER = 3.0
 
 
 @pytest.fixture(scope="module")
-def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """A stack of its own: these tests kill its processes."""
-    directory = tmp_path_factory.mktemp("faults")
+def faults(
+    database: str,
+    runner_mode: str,
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Stack]:
+    """A stack of its own (database and runner mode from the module's combos): these
+    tests kill its processes."""
+    directory = tmp_path_factory.mktemp(f"faults-{database}-{runner_mode}")
     with running_stack(
         directory,
-        f"sqlite:///{directory / 'jobs.db'}",
+        database_url(request, database, directory, f"faults_{runner_mode}"),
         workers=1,
+        RUNNER_MODE=runner_mode,
         WORKER_LOST_AFTER_SECONDS=str(LOST_AFTER),
         REDISPATCH_AFTER_SECONDS="2",
     ) as stack:
@@ -79,7 +88,8 @@ def _alive(pids: list[int]) -> list[int]:
 def test_cancel_running_job_kills_the_whole_process_tree(client: httpx.Client, runner: str) -> None:
     job = submit(client, pipeline_name="children", runner=runner)
     children = _child_pids(client, job["id"])
-    assert processes_mentioning(job["id"]), "the kedro process should be running"
+    run_group = os.getpgid(children[0])  # the run's own process group, cold or warm
+    assert len(group_members(run_group)) >= 3, "kedro and its two children should be running"
 
     response = client.post(f"/jobs/{job['id']}/cancel")
     assert response.status_code == 202, response.text
@@ -87,7 +97,7 @@ def test_cancel_running_job_kills_the_whole_process_tree(client: httpx.Client, r
 
     assert done["status"] == "cancelled"
     assert not _alive(children), "the node's child processes outlived the cancel"
-    assert not processes_mentioning(job["id"]), "a kedro process outlived the cancel"
+    assert not group_members(run_group), "a process of the run outlived the cancel"
     events = client.get(f"/jobs/{job['id']}/events").json()["items"]
     assert events[-1]["status"] == "cancelled" and "cancelled by" in events[-1]["reason"]
     assert client.post(f"/jobs/{job['id']}/cancel").status_code == 409
@@ -116,13 +126,17 @@ def test_cancelled_pending_job_never_starts(client: httpx.Client) -> None:
 
 def test_timeout_fails_the_job_and_kills_its_process_group(client: httpx.Client) -> None:
     job = submit(
-        client, pipeline_name="slow", timeout_seconds=2, parameters={"slow": {"seconds": 60}}
+        client,
+        pipeline_name="children",
+        timeout_seconds=2,
+        parameters={"children": {"seconds": 60}},
     )
+    run_group = os.getpgid(_child_pids(client, job["id"])[0])
     done = wait_for_status(client, job["id"], timeout=15)
     assert done["status"] == "failed"
     assert "timed out after 2 s" in done["error_message"]
     assert 2 <= done["execution_time"] < 10
-    assert not processes_mentioning(job["id"])
+    assert not group_members(run_group)
 
 
 def test_killed_worker_fails_its_job_as_worker_lost_and_leaves_no_orphan(
@@ -130,9 +144,11 @@ def test_killed_worker_fails_its_job_as_worker_lost_and_leaves_no_orphan(
 ) -> None:
     job = submit(client, pipeline_name="children")
     children = _child_pids(client, job["id"])
+    run_group = os.getpgid(children[0])
     worker = faults.workers[0]
     assert worker.process is not None
-    tree = [worker.process.pid, *(p.pid for p in psutil.Process(worker.process.pid).children())]
+    main = psutil.Process(worker.process.pid)
+    tree = [main.pid, *(p.pid for p in main.children(recursive=True))]  # pool, warm server
 
     worker.kill(signal.SIGKILL)  # main process and pool, as a lost machine would
     failed = wait_for_status(client, job["id"], timeout=LOST_AFTER + 10)
@@ -140,7 +156,7 @@ def test_killed_worker_fails_its_job_as_worker_lost_and_leaves_no_orphan(
     assert failed["status"] == "failed"
     assert "worker lost" in failed["error_message"]
     wait_until(
-        lambda: not _alive(children) and not processes_mentioning(job["id"]),
+        lambda: not _alive(children) and not group_members(run_group),
         timeout=10,
         what="the kedro tree to die with its worker",
     )

@@ -206,7 +206,9 @@ def _worker_rss(stack: Stack) -> int:
         main = psutil.Process(worker.process.pid)
         for proc in [main, *main.children(recursive=True)]:
             try:
-                if "kedro" not in " ".join(proc.cmdline()):
+                cmdline = " ".join(proc.cmdline())
+                # The runs themselves (cold: `kedro run`; warm: forks of warm_server.py).
+                if "kedro" not in cmdline and "warm_server.py" not in cmdline:
                     total += proc.memory_info().rss
             except psutil.NoSuchProcess:
                 continue

@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -80,8 +80,12 @@ def processes_mentioning(text: str) -> list[psutil.Process]:
 
 @dataclass
 class RedisServer:
+    """Redis on a unix socket; with `host`, also on TCP `host:port` (the URL is then TCP)."""
+
     directory: Path
     process: subprocess.Popen[bytes] | None = None
+    host: str | None = None
+    port: int = 0
 
     @property
     def socket_path(self) -> Path:
@@ -89,15 +93,21 @@ class RedisServer:
 
     @property
     def url(self) -> str:
+        if self.host is not None:
+            return f"redis://{self.host}:{self.port}/0"
         return f"redis+socket://{self.socket_path}"
 
     def start(self) -> None:
         self.socket_path.unlink(missing_ok=True)
+        if self.host is not None:
+            self.port = self.port or free_port()
+            tcp = ["--port", str(self.port), "--bind", self.host, "--protected-mode", "no"]
+        else:
+            tcp = ["--port", "0"]
         self.process = subprocess.Popen(
             [
                 redis_server_binary(),
-                "--port",
-                "0",
+                *tcp,
                 "--unixsocket",
                 str(self.socket_path),
                 "--dir",
@@ -110,7 +120,18 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             start_new_session=True,
         )
-        wait_until(self.socket_path.exists, timeout=10, what="redis socket")
+        wait_until(self._listening, timeout=10, what="redis to listen")
+
+    def _listening(self) -> bool:
+        if not self.socket_path.exists():
+            return False
+        if self.host is None:
+            return True
+        try:
+            socket.create_connection((self.host, self.port), timeout=1).close()
+        except OSError:
+            return False
+        return True
 
     def stop(self) -> None:
         if self.process is not None:
@@ -180,10 +201,17 @@ class Stack:
         return env
 
     def start_worker(
-        self, name: str = "w1", queues: str = "default", concurrency: int = 2, **env: str
+        self,
+        name: str = "w1",
+        queues: str = "default",
+        concurrency: int = 2,
+        prefix: Sequence[str] = (),
+        **env: str,
     ) -> ServiceProcess:
+        """A Celery worker; `prefix` wraps its argv (e.g. `ip netns exec <ns>`)."""
         worker = ServiceProcess(
             [
+                *prefix,
                 sys.executable,
                 "-m",
                 "celery",

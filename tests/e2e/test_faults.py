@@ -174,6 +174,8 @@ def test_submit_while_redis_is_down_runs_once_redis_is_back(
     assert response.status_code == 202, response.text
     job = response.json()
     assert client.get(f"/jobs/{job['id']}").json()["status"] == "pending"
+    health = client.get("/health")
+    assert health.status_code == 503 and not health.json()["checks"]["broker"]["ok"]
 
     faults.redis.start()
     done = wait_for_status(client, job["id"], timeout=60)

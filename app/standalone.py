@@ -46,6 +46,23 @@ def redis_server_binary() -> str:
     return found
 
 
+def celery_worker_argv(*, queues: str, log_level: str, extra: tuple[str, ...] = ()) -> list[str]:
+    """`celery -A worker worker` with this interpreter, run from the repository root."""
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "worker",
+        "worker",
+        "--loglevel",
+        log_level,
+        "-Q",
+        queues,
+        *extra,
+    ]
+
+
 def start_guarded(argv: list[str], *, grace: float, **popen: object) -> subprocess.Popen[bytes]:
     """Start `argv` in its own process group that dies with this process."""
     guard = [sys.executable, "-I", "-S", str(PROCESS_GUARD), str(grace), "--"]
@@ -134,18 +151,7 @@ def standalone_stack(settings: Settings) -> Iterator[Settings]:
             KEDRO_PROJECT_PATH=str(stack.kedro_project_path),
         )
         worker = start_guarded(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "worker",
-                "worker",
-                "--loglevel",
-                settings.log_level,
-                "-Q",
-                DEFAULT_QUEUE,
-            ],
+            celery_worker_argv(queues=DEFAULT_QUEUE, log_level=settings.log_level),
             grace=STOP_GRACE_SECONDS,
             cwd=REPO_ROOT,
             env=env,

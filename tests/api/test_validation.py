@@ -20,6 +20,7 @@ from app.api.limits import MAX_BODY_BYTES
 from app.application import create_app
 from app.core.config import Settings
 from tests.utils.asgi import TestClient
+from tests.utils.expected import CONTRACT_PARAMETERS
 
 JOBS = "/api/v1/jobs"
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -53,19 +54,6 @@ ECHOED_OPTIONS = {
     "to_outputs",
     "namespaces",
     "load_versions",
-}
-CONTRACT_PARAMETERS: dict[str, Any] = {
-    "s": "a,b=c #x: y",
-    "n": 7,
-    "f": 1.5,
-    "b": True,
-    "z": None,
-    "lst": [1, "two"],
-    "nested": {"b": {"c": "x"}},
-    "tmpl": "${oc.env:HOME}",
-    "u": "café ✓",
-    "w": "yes",
-    "o": "007",
 }
 
 

@@ -14,20 +14,7 @@ from app.core.kedro_params import (
     check_parameters,
     escape_parameters,
 )
-
-CONTRACT_EXAMPLE: dict[str, Any] = {
-    "s": "a,b=c #x: y",
-    "n": 7,
-    "f": 1.5,
-    "b": True,
-    "z": None,
-    "lst": [1, "two"],
-    "nested": {"b": {"c": "x"}},
-    "tmpl": "${oc.env:HOME}",
-    "u": "café ✓",
-    "w": "yes",
-    "o": "007",
-}
+from tests.utils.expected import CONTRACT_PARAMETERS
 
 
 def _nested(depth: int) -> dict[str, Any]:
@@ -40,7 +27,7 @@ def _nested(depth: int) -> dict[str, Any]:
 
 def test_accepts_the_contract_example() -> None:
     """Commas, '=', '#', ':', unicode, YAML-ish words and templates are all passable."""
-    check_parameters(CONTRACT_EXAMPLE)
+    check_parameters(CONTRACT_PARAMETERS)
 
 
 @pytest.mark.parametrize(
@@ -144,10 +131,10 @@ def test_leaf_limit() -> None:
 
 def test_escape_parameters_escapes_interpolations() -> None:
     """Every `${` becomes `\\${`, at any depth; other values are untouched."""
-    escaped = escape_parameters(CONTRACT_EXAMPLE)
+    escaped = escape_parameters(CONTRACT_PARAMETERS)
     assert escaped["tmpl"] == "\\${oc.env:HOME}"
     assert {key: value for key, value in escaped.items() if key != "tmpl"} == {
-        key: value for key, value in CONTRACT_EXAMPLE.items() if key != "tmpl"
+        key: value for key, value in CONTRACT_PARAMETERS.items() if key != "tmpl"
     }
     nested = escape_parameters({"a": {"b": ["${x}", "y ${z} ${w}", 3]}, "n": None})
     assert nested == {"a": {"b": ["\\${x}", "y \\${z} \\${w}", 3]}, "n": None}
@@ -179,7 +166,7 @@ def test_escaped_parameters_round_trip_through_omegaconf() -> None:
     """What Kedro resolves from the escaped run config equals what was submitted."""
     omegaconf = pytest.importorskip("omegaconf")
     submitted = {
-        **CONTRACT_EXAMPLE,
+        **CONTRACT_PARAMETERS,
         "one_backslash": "a\\${x}",
         "two_backslashes": "\\\\${y}z",
         "lone_dollar": "$ {z} $",

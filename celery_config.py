@@ -28,6 +28,5 @@ accept_content = ["json"]
 worker_prefetch_multiplier = 1
 worker_concurrency = _settings.worker_concurrency or os.cpu_count()
 worker_send_task_events = True
-task_send_sent_event = True
 worker_hijack_root_logger = False
 enable_utc = True

@@ -145,7 +145,10 @@ class Dispatcher:
         due = self._manager.jobs_to_dispatch(
             redispatch_after=timedelta(seconds=self._settings.redispatch_after_seconds)
         )
-        for job in due:
+        waiting = self._queues_with_messages({job.queue for job, again in due if again})
+        for job, again in due:
+            if again and job.queue in waiting:
+                continue  # its queue still holds messages: a long queue, not a lost message
             if not self.publish(job):
                 break
             self._manager.mark_dispatched(job_id=job.id)
@@ -155,6 +158,14 @@ class Dispatcher:
             cutoff = utcnow() - timedelta(days=self._settings.job_retention_days)
             purged = self._manager.purge_finished(completed_before=cutoff)
         return {"lost": lost, "published": published, "purged": purged}
+
+    def _queues_with_messages(self, queues: set[str]) -> set[str]:
+        if not queues:
+            return set()
+        try:
+            return {queue for queue, depth in self.queue_depths(queues).items() if depth}
+        except Exception:  # the broker is down: the publishes below fail and are retried
+            return set()
 
     def close(self) -> None:
         self._celery.close()

@@ -248,8 +248,12 @@ class JobManager:
 
     # --- dispatch ----------------------------------------------------------
 
-    def jobs_to_dispatch(self, *, redispatch_after: timedelta, limit: int = 200) -> list[Job]:
-        """Pending jobs never published, or published long ago and still unclaimed."""
+    def jobs_to_dispatch(
+        self, *, redispatch_after: timedelta, limit: int = 200
+    ) -> list[tuple[Job, bool]]:
+        """Pending jobs never published, or published long ago and still unclaimed.
+
+        Each comes with whether it was published before (a re-publish)."""
         now = utcnow()
         with self._read() as connection:
             rows = connection.execute(
@@ -270,7 +274,7 @@ class JobManager:
             # Back off exponentially: a long queue is not a lost message.
             backoff = redispatch_after * 2 ** min(max(row.dispatch_count - 1, 0), 6)
             if row.dispatched_at is None or row.dispatched_at <= now - backoff:
-                due.append(_to_job(row._mapping))
+                due.append((_to_job(row._mapping), row.dispatched_at is not None))
         return due
 
     def mark_dispatched(self, *, job_id: str) -> None:

@@ -36,7 +36,8 @@ logger = logging.getLogger(__name__)
 LOGGING_CONFIG = Path(__file__).with_name("kedro_logging.yml")
 PROCESS_GUARD = Path(__file__).with_name("process_guard.py")
 FLUSH_SECONDS = 0.25
-FLUSH_BYTES = 64 * 1024
+FLUSH_BYTES = 1024 * 1024  # store output in batches of up to 1 MiB (or every 0.25 s)
+READ_BYTES = 64 * 1024
 KILL_GRACE_SECONDS = 3.0
 TAIL_LINES = 30
 MAX_LINE_CHARS = 1000
@@ -46,6 +47,12 @@ _RUNNING_NODE = re.compile(r"Running node: (.+?): ")
 _COMPLETED_NODE = re.compile(r"Completed node: (.+?)\s*$")
 _COMPLETED_TASKS = re.compile(r"Completed (\d+) out of (\d+) tasks")
 _EXCEPTION_LINE = re.compile(r"^[\w.]+(Error|Exception)\b")
+# A line can matter to the parser only if it holds one of these.
+_MARKERS = (b"Running node: ", b"Completed ", b"Error", b"Exception")
+
+
+def _decode(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace").rstrip("\r")
 
 
 def build_run_config(job: Job) -> dict[str, Any]:
@@ -115,22 +122,37 @@ class OutputParser:
         self._partial = b""
 
     def feed(self, data: bytes) -> bool:
-        """Parse complete lines; returns True when progress changed."""
-        lines = (self._partial + data).split(b"\n")
-        self._partial = lines.pop()[-4 * MAX_LINE_CHARS :]
+        """Parse complete lines; returns True when progress changed.
+
+        Only lines holding one of Kedro's markers are decoded and matched, and only the
+        last lines are kept for the tail: a pipeline printing megabytes costs a few
+        byte scans per batch, not a decode and three regexes per line.
+        """
+        complete, newline, partial = (self._partial + data).rpartition(b"\n")
+        self._partial = partial[-4 * MAX_LINE_CHARS :]
+        if not newline:
+            return False
         changed = False
-        for raw in lines:
-            changed |= self._parse_line(raw.decode("utf-8", "replace").rstrip("\r"))
+        if any(marker in complete for marker in _MARKERS):
+            for raw in complete.split(b"\n"):
+                if any(marker in raw for marker in _MARKERS):
+                    changed |= self._parse_line(_decode(raw))
+        for raw in complete.rsplit(b"\n", TAIL_LINES)[-TAIL_LINES:]:
+            self._keep_in_tail(_decode(raw))
         return changed
 
     def finish(self) -> None:
         if self._partial:
-            self._parse_line(self._partial.decode("utf-8", "replace"))
+            line = _decode(self._partial)
+            self._parse_line(line)
+            self._keep_in_tail(line)
             self._partial = b""
 
-    def _parse_line(self, line: str) -> bool:
+    def _keep_in_tail(self, line: str) -> None:
         if line.strip():
             self.tail.append(line[:MAX_LINE_CHARS])
+
+    def _parse_line(self, line: str) -> bool:
         if _EXCEPTION_LINE.match(line):
             self.exception_line = line.strip()[:MAX_LINE_CHARS]
         if match := _RUNNING_NODE.search(line):
@@ -288,7 +310,7 @@ class _Run:
 
     def _read(self, pipe: int) -> bool:
         try:
-            data = os.read(pipe, FLUSH_BYTES)
+            data = os.read(pipe, READ_BYTES)
         except BlockingIOError:
             return True
         self.buffer += data
@@ -301,7 +323,7 @@ class _Run:
         deadline = time.monotonic() + 0.5
         while time.monotonic() < deadline:
             try:
-                data = os.read(pipe, FLUSH_BYTES)
+                data = os.read(pipe, READ_BYTES)
             except BlockingIOError:
                 time.sleep(0.01)
                 continue

@@ -791,14 +791,18 @@ def test_jobs_to_dispatch(manager: JobManager) -> None:
     cancelled = submit(manager, dispatched=False)
     manager.request_cancel(job_id=cancelled.id, reason="x")
 
-    assert [job.id for job in manager.jobs_to_dispatch(redispatch_after=window)] == [unpublished.id]
+    assert [job.id for job, _ in manager.jobs_to_dispatch(redispatch_after=window)] == [
+        unpublished.id
+    ]
     manager.mark_dispatched(job_id=unpublished.id)
     assert manager.jobs_to_dispatch(redispatch_after=window) == []
 
     manager.mark_undispatched(job_id=published.id)
-    assert [job.id for job in manager.jobs_to_dispatch(redispatch_after=window)] == [published.id]
+    assert [job.id for job, _ in manager.jobs_to_dispatch(redispatch_after=window)] == [
+        published.id
+    ]
     manager.forget_dispatches()
-    assert [job.id for job in manager.jobs_to_dispatch(redispatch_after=window)] == [
+    assert [job.id for job, _ in manager.jobs_to_dispatch(redispatch_after=window)] == [
         unpublished.id,
         published.id,
     ]
@@ -808,7 +812,7 @@ def test_jobs_to_dispatch_is_oldest_first_and_limited(manager: JobManager) -> No
     """Due jobs come oldest first, at most `limit` of them."""
     created = [submit(manager).id for _ in range(5)]
     due = manager.jobs_to_dispatch(redispatch_after=timedelta(seconds=60), limit=3)
-    assert [job.id for job in due] == created[:3]
+    assert [job.id for job, _ in due] == created[:3]
 
 
 def test_redispatch_backs_off(manager: JobManager, db: Engine) -> None:
@@ -817,7 +821,7 @@ def test_redispatch_backs_off(manager: JobManager, db: Engine) -> None:
     job = submit(manager, dispatched=True)
 
     def due() -> bool:
-        return job.id in {j.id for j in manager.jobs_to_dispatch(redispatch_after=window)}
+        return job.id in {j.id for j, _ in manager.jobs_to_dispatch(redispatch_after=window)}
 
     _set_dispatch(db, job.id, ago=timedelta(seconds=30), count=1)
     assert not due()

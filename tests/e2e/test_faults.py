@@ -275,3 +275,23 @@ def test_200_jobs_from_20_clients_on_2_workers_each_run_exactly_once(
         assert read_log(client, job_id).count("Running node: add_five") == 1
         workers.add(job["worker"])
     assert len(workers) == 2
+
+
+def test_a_long_queue_is_not_mistaken_for_lost_messages(
+    faults: Stack, client: httpx.Client
+) -> None:
+    """Published jobs still waiting in Redis are not re-published, however long they wait."""
+    for worker in faults.workers:
+        worker.kill(signal.SIGTERM)
+    faults.workers.clear()
+    broker = redis.Redis(unix_socket_path=str(faults.redis.socket_path))
+    broker.flushall()
+    ids = [submit(client, pipeline_name="arithmetic")["id"] for _ in range(3)]
+    wait_until(lambda: broker.llen("default") == 3, timeout=10, what="three queued messages")
+    # REDISPATCH_AFTER_SECONDS is 2 here: watch several maintenance passes go by.
+    with pytest.raises(AssertionError, match="timed out"):
+        wait_until(lambda: broker.llen("default") > 3, timeout=6, what="a duplicate message")
+    faults.start_worker(name="w1")
+    for job_id in ids:
+        done = wait_for_status(client, job_id, timeout=60)
+        assert done["status"] == "completed" and done["attempt"] == 1

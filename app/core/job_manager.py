@@ -395,25 +395,31 @@ class JobManager:
         keep_from = end - self._tail_limit
         if keep_from <= self._head_limit:
             return
-        stale = connection.execute(
-            select(job_output.c.offset, job_output.c.size, job_output.c.data).where(
-                job_output.c.job_id == job_id,
-                job_output.c.offset >= self._head_limit,
-                job_output.c.offset < keep_from,
-            )
-        ).all()
-        dropped = 0
-        for row in stale:
+        in_tail = (
+            job_output.c.job_id == job_id,
+            job_output.c.offset >= self._head_limit,
+            job_output.c.offset < keep_from,
+        )
+        # Whole stale chunks go in one statement; only a chunk straddling `keep_from`
+        # is read back, to keep its newer part.
+        gone = and_(*in_tail, job_output.c.offset + job_output.c.size <= keep_from)
+        dropped = int(
+            connection.execute(
+                select(func.coalesce(func.sum(job_output.c.size), 0)).where(gone)
+            ).scalar_one()
+        )
+        connection.execute(delete(job_output).where(gone))
+        straddling = connection.execute(
+            select(job_output.c.offset, job_output.c.size, job_output.c.data).where(*in_tail)
+        ).one_or_none()
+        if straddling is not None:
+            kept = straddling.data[keep_from - straddling.offset :]
+            dropped += straddling.size - len(kept)
             connection.execute(
                 delete(job_output).where(
-                    job_output.c.job_id == job_id, job_output.c.offset == row.offset
+                    job_output.c.job_id == job_id, job_output.c.offset == straddling.offset
                 )
             )
-            if row.offset + row.size <= keep_from:
-                dropped += row.size
-                continue
-            kept = row.data[keep_from - row.offset :]
-            dropped += row.size - len(kept)
             connection.execute(
                 insert(job_output).values(
                     job_id=job_id, offset=keep_from, size=len(kept), data=kept

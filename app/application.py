@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api import api_router, dashboard, metrics
 from app.api.errors import install_error_handlers
-from app.api.limits import BodySizeLimit
+from app.api.limits import BodySizeLimit, JsonBodies
 from app.core.config import Settings, get_settings
 from app.core.dispatcher import Dispatcher
 from app.core.logs import configure_logging
@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "follow them to their end.",
         lifespan=lifespan,
     )
+    app.add_middleware(JsonBodies)
     app.add_middleware(BodySizeLimit)
     install_error_handlers(app)
     app.include_router(api_router)

@@ -1,4 +1,4 @@
-"""Refuse request bodies over a size cap before anything parses them."""
+"""Request bodies: refuse those over a size cap, and read every body as JSON."""
 
 from __future__ import annotations
 
@@ -49,3 +49,24 @@ async def _refuse(send: Send, status: int, detail: str) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+_NOT_STATED = {None, b"application/x-www-form-urlencoded"}
+
+
+class JsonBodies:
+    """Read a body sent without a type, or with curl's default form type, as JSON.
+
+    Every body this API takes is JSON, and `curl -d '{...}'` labels it as a form.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in {"POST", "PUT", "PATCH"}:
+            headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+            stated = dict(scope["headers"]).get(b"content-type")
+            if stated in _NOT_STATED:
+                scope = dict(scope, headers=[*headers, (b"content-type", b"application/json")])
+        await self.app(scope, receive, send)

@@ -10,6 +10,7 @@ ParallelRunner's children may hold the pipe open after Kedro exits.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import re
@@ -37,7 +38,8 @@ LOGGING_CONFIG = Path(__file__).with_name("kedro_logging.yml")
 PROCESS_GUARD = Path(__file__).with_name("process_guard.py")
 FLUSH_SECONDS = 0.25
 FLUSH_BYTES = 1024 * 1024  # store output in batches of up to 1 MiB (or every 0.25 s)
-READ_BYTES = 64 * 1024
+READ_BYTES = 1024 * 1024
+PIPE_BYTES = 1024 * 1024  # the default cap of /proc/sys/fs/pipe-max-size
 KILL_GRACE_SECONDS = 3.0
 TAIL_LINES = 30
 MAX_LINE_CHARS = 1000
@@ -233,6 +235,8 @@ class _Run:
         started = time.monotonic()
         self.process_started_at = utcnow()
         output, output_end = os.pipe()
+        with contextlib.suppress(OSError):  # a bigger pipe: fewer stalls for chatty runs
+            fcntl.fcntl(output, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         try:
             process = self._start(argv, output_end)
         except OSError as exc:

@@ -170,7 +170,9 @@ class JobManager:
         }
         try:
             with self._write() as connection:
-                connection.execute(insert(jobs).values(**values))
+                row = connection.execute(
+                    insert(jobs).values(**values).returning(*_JOB_COLUMNS)
+                ).one()
                 _record_event(connection, job_id, JobStatus.pending, "submitted", 0, None, now)
         except IntegrityError:
             if scope is None:
@@ -182,16 +184,16 @@ class JobManager:
             request.pipeline_name,
             extra={"job_id": job_id},
         )
-        return self._get(job_id), True
+        return _to_job(row._mapping), True
 
     def _idempotent_repeat(self, *, scope: str, request_hash: str) -> Job:
         with self._read() as connection:
             row = connection.execute(
-                select(jobs.c.id, jobs.c.request_hash).where(jobs.c.idempotency_scope == scope)
+                select(*_JOB_COLUMNS, jobs.c.request_hash).where(jobs.c.idempotency_scope == scope)
             ).one()
         if row.request_hash != request_hash:
             raise JobConflict("Idempotency-Key was already used with a different request body")
-        return self._get(row.id)
+        return _to_job(row._mapping)
 
     def get_job(self, *, job_id: str, visibility: Visibility = EVERYONE) -> Job:
         """The job, or `JobNotFound` if it does not exist or the caller may not see it."""
@@ -318,7 +320,7 @@ class JobManager:
         """pending → running for exactly one caller; None if it is not ours to run."""
         now = utcnow()
         with self._write() as connection:
-            attempt = connection.execute(
+            row = connection.execute(
                 update(jobs)
                 .where(
                     jobs.c.id == job_id,
@@ -332,12 +334,14 @@ class JobManager:
                     started_at=now,
                     heartbeat_at=now,
                 )
-                .returning(jobs.c.attempt)
-            ).scalar_one_or_none()
-            if attempt is None:
+                .returning(*_JOB_COLUMNS)
+            ).one_or_none()
+            if row is None:
                 return None
-            _record_event(connection, job_id, JobStatus.running, "claimed", attempt, worker, now)
-        return Claim(job=self._get(job_id), attempt=attempt)
+            _record_event(
+                connection, job_id, JobStatus.running, "claimed", row.attempt, worker, now
+            )
+        return Claim(job=_to_job(row._mapping), attempt=row.attempt)
 
     def heartbeat(self, *, job_id: str, attempt: int) -> str | None:
         """Refresh the job's heartbeat; returns why the run must stop, or None to go on."""
@@ -566,14 +570,15 @@ class JobManager:
         skip = _leading_continuation_bytes(data)  # never start inside a character
         start, data = start + skip, data[skip:]
         next_offset = None
+        unfinished = _incomplete_tail(data)
         if len(data) > limit:
             data = data[: _cut_at_character(data, limit)]
-        elif resume_at is not None and _incomplete_tail(data):
+        elif resume_at is not None and unfinished:
             # A dropped gap follows: a character cut by it can never complete; skip it.
-            data = data[: len(data) - _incomplete_tail(data)]
+            data = data[: len(data) - unfinished]
             next_offset = resume_at
         elif not job.status.is_terminal:
-            data = data[: len(data) - _incomplete_tail(data)]  # the rest is still coming
+            data = data[: len(data) - unfinished]  # the rest is still coming
         if next_offset is None:
             next_offset = start + len(data)
         complete = job.status.is_terminal and next_offset >= job.output_bytes
@@ -619,31 +624,30 @@ class JobManager:
             "runner_mode": runner_mode,
             "warm_error": None,
         }
-        with self._write() as connection:
-            if not connection.execute(
-                update(workers).where(workers.c.name == name).values(**values)
-            ).rowcount:
-                connection.execute(insert(workers).values(name=name, **values))
+        self._upsert(workers.c.name, name, values)
 
     def touch_worker(self, *, name: str) -> None:
         """The worker's heartbeat."""
-        with self._write() as connection:
-            connection.execute(
-                update(workers).where(workers.c.name == name).values(last_seen_at=utcnow())
-            )
+        self._update_worker(name, last_seen_at=utcnow())
 
     def note_warm_error(self, *, name: str, error: str | None) -> None:
         """Record why warming failed on this worker (None once it works again)."""
-        with self._write() as connection:
-            connection.execute(
-                update(workers).where(workers.c.name == name).values(warm_error=error)
-            )
+        self._update_worker(name, warm_error=error)
 
     def stop_worker(self, *, name: str) -> None:
+        self._update_worker(name, stopped_at=utcnow())
+
+    def _update_worker(self, name: str, **values: Any) -> None:
         with self._write() as connection:
-            connection.execute(
-                update(workers).where(workers.c.name == name).values(stopped_at=utcnow())
-            )
+            connection.execute(update(workers).where(workers.c.name == name).values(**values))
+
+    def _upsert(self, key: Any, value: str, values: dict[str, Any]) -> None:
+        """Update the row whose `key` column is `value`, or insert it (portable SQL)."""
+        with self._write() as connection:
+            if not connection.execute(
+                update(key.table).where(key == value).values(**values)
+            ).rowcount:
+                connection.execute(insert(key.table).values({key.name: value, **values}))
 
     def list_workers(self, *, alive_after: datetime) -> list[Worker]:
         """Every worker seen, with its running jobs counted now."""
@@ -681,11 +685,7 @@ class JobManager:
             "worker": worker,
             "refreshed_at": utcnow(),
         }
-        with self._write() as connection:
-            if not connection.execute(
-                update(queue_projects).where(queue_projects.c.queue == queue).values(**values)
-            ).rowcount:
-                connection.execute(insert(queue_projects).values(queue=queue, **values))
+        self._upsert(queue_projects.c.queue, queue, values)
 
     def get_project(self, *, queue: str) -> PipelineList | None:
         """The last snapshot of the project behind `queue`, or None if none was reported."""

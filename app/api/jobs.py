@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import DispatcherDep, JobDep, JobManagerDep, VisibilityDep
 from app.api.errors import error
-from app.core.job_manager import decode_cursor
+from app.core.job_manager import InvalidCursor
 from app.core.log_stream import follow_output
 from app.schemas.jobs import Job, JobCreate, JobEventList, JobList, JobStatus, LogChunk
 
@@ -67,18 +67,16 @@ def list_jobs(
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> JobList:
     """Jobs, newest first; pass `next_cursor` back as `cursor` for the next page."""
-    if cursor is not None:
-        try:
-            decode_cursor(cursor)
-        except ValueError:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid cursor") from None
-    items, next_cursor = manager.list_jobs(
-        visibility=visibility,
-        status=job_status,
-        pipeline_name=pipeline_name,
-        limit=limit,
-        cursor=cursor,
-    )
+    try:
+        items, next_cursor = manager.list_jobs(
+            visibility=visibility,
+            status=job_status,
+            pipeline_name=pipeline_name,
+            limit=limit,
+            cursor=cursor,
+        )
+    except InvalidCursor:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid cursor") from None
     return JobList(items=items, next_cursor=next_cursor)
 
 

@@ -8,6 +8,7 @@ mutating `os.environ`.
 from __future__ import annotations
 
 import sys
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -53,6 +54,10 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [name.strip() for name in value.split(",") if name.strip()]
         return value
+
+    @property
+    def worker_lost_after(self) -> timedelta:
+        return timedelta(seconds=self.worker_lost_after_seconds)
 
     @property
     def heartbeat_interval_seconds(self) -> float:

@@ -8,8 +8,10 @@ Duplicates are harmless: only one delivery can claim a job.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -25,7 +27,6 @@ from app.schemas.pipelines import PipelineList
 logger = logging.getLogger(__name__)
 
 BROKER_RETRY_AFTER_SECONDS = 2.0
-BROKER_PING_TIMEOUT_SECONDS = 1.5
 REGISTRY_CACHE_SECONDS = 2.0
 _PUBLISH_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 
@@ -101,16 +102,20 @@ class Dispatcher:
 
     def ping_broker(self) -> None:
         """A round trip to Redis; raises if it does not answer."""
-        with self._celery.connection_for_write() as connection:
-            connection.ensure_connection(max_retries=1, interval_start=0, timeout=1)
-            connection.default_channel.client.ping()
+        with self._redis() as client:
+            client.ping()
 
     def queue_depths(self, queues: set[str]) -> dict[str, int]:
         """Messages waiting in each queue's Redis list."""
+        with self._redis() as client:
+            return {queue: int(client.llen(queue)) for queue in queues}
+
+    @contextlib.contextmanager
+    def _redis(self) -> Iterator[Any]:
+        """The broker's Redis client, connected with a short timeout."""
         with self._celery.connection_for_write() as connection:
             connection.ensure_connection(max_retries=1, interval_start=0, timeout=1)
-            client = connection.default_channel.client
-            return {queue: int(client.llen(queue)) for queue in queues}
+            yield connection.default_channel.client
 
     def publish(self, job: Job) -> bool:
         """Send the job's message to its queue; False (and logged) if the broker refused."""
@@ -136,9 +141,8 @@ class Dispatcher:
 
     def maintain(self) -> dict[str, Any]:
         """One maintenance pass: fail lost runs, publish jobs that need it, purge old ones."""
-        stale_before = utcnow() - timedelta(seconds=self._settings.worker_lost_after_seconds)
         lost = self._manager.fail_lost_jobs(
-            stale_before=stale_before,
+            stale_before=utcnow() - self._settings.worker_lost_after,
             reason=f"no heartbeat for {self._settings.worker_lost_after_seconds:g} s",
         )
         published = 0

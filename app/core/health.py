@@ -6,12 +6,11 @@ import asyncio
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 from typing import Any
 
 from app.core.config import DEFAULT_QUEUE, Settings
 from app.core.dispatcher import Dispatcher
-from app.core.job_manager import JobManager, utcnow
+from app.core.job_manager import JobManager
 from app.schemas.workers import Worker
 
 logger = logging.getLogger(__name__)
@@ -47,11 +46,10 @@ async def check_health(
     manager: JobManager, dispatcher: Dispatcher, settings: Settings
 ) -> dict[str, Any]:
     """The contract's readiness body; `status` is `ok` only if every check is."""
-    alive_after = utcnow() - timedelta(seconds=settings.worker_lost_after_seconds)
     (db_ok, db_error), (broker_ok, broker_error), (listed, workers) = await asyncio.gather(
         _run(manager.ping),
         _run(dispatcher.ping_broker),
-        _run(lambda: manager.list_workers(alive_after=alive_after)),
+        _run(lambda: manager.list_workers(lost_after=settings.worker_lost_after)),
     )
     checks = {
         "database": {"ok": db_ok} | ({} if db_ok else {"error": db_error}),

@@ -649,8 +649,10 @@ class JobManager:
             ).rowcount:
                 connection.execute(insert(key.table).values({key.name: value, **values}))
 
-    def list_workers(self, *, alive_after: datetime) -> list[Worker]:
-        """Every worker seen, with its running jobs counted now."""
+    def list_workers(self, *, lost_after: timedelta) -> list[Worker]:
+        """Every worker seen, with its running jobs counted now; alive if heard within
+        `lost_after`."""
+        alive_after = utcnow() - lost_after
         running = (
             select(func.count())
             .where(jobs.c.worker == workers.c.name, jobs.c.status == JobStatus.running.value)
@@ -834,6 +836,10 @@ def _encode_cursor(job: Job) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+class InvalidCursor(ValueError):
+    """A cursor this API did not hand out."""
+
+
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
     """Raises ValueError for anything that is not a cursor this API handed out."""
     try:
@@ -846,7 +852,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
             raise TypeError("cursor time has no offset")
         return moment.astimezone(UTC), str(uuid.UUID(job_id))
     except (ValueError, TypeError, OverflowError) as exc:
-        raise ValueError("invalid cursor") from exc
+        raise InvalidCursor("invalid cursor") from exc
 
 
 def _contiguous(rows: Sequence[Any], *, offset: int, limit: int) -> tuple[int, bytes, int | None]:

@@ -10,14 +10,13 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterator
-from datetime import timedelta
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from app.core.config import DEFAULT_QUEUE, Settings
 from app.core.dispatcher import Dispatcher
-from app.core.job_manager import JobManager, utcnow
+from app.core.job_manager import JobManager
 from app.schemas.jobs import JobStatus
 
 logger = logging.getLogger(__name__)
@@ -37,8 +36,7 @@ class GatewayCollector(Collector):
         counts = self._manager.job_counts()
         yield from self._job_metrics(counts)
         yield self._duration_histogram()
-        alive_after = utcnow() - timedelta(seconds=self._settings.worker_lost_after_seconds)
-        workers = self._manager.list_workers(alive_after=alive_after)
+        workers = self._manager.list_workers(lost_after=self._settings.worker_lost_after)
         live = GaugeMetricFamily(
             "gateway_workers_live", "Workers with a fresh heartbeat, per queue", labels=["queue"]
         )

@@ -11,7 +11,6 @@ import contextlib
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from sqlalchemy.engine import make_url
 
 from app.core.config import DEFAULT_QUEUE, REPO_ROOT, Settings
 from app.core.kedro_runner import PROCESS_GUARD
+from app.core.process_groups import stop_group
 from app.core.services import build_core
 
 logger = logging.getLogger(__name__)
@@ -73,15 +73,8 @@ def start_guarded(argv: list[str], *, grace: float, **popen: object) -> subproce
 
 
 def stop_guarded(process: subprocess.Popen[bytes], *, grace: float) -> None:
-    """SIGTERM the group, then SIGKILL it after `grace` seconds."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=grace + 2)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    """SIGTERM the group (its guard stops it within `grace`), then SIGKILL it."""
+    stop_group(process, wait=grace + 2)
 
 
 def start_redis(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:

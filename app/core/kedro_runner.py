@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from app.core.config import Settings
 from app.core.job_manager import Claim, JobManager, RunOutcome, RunProgress, utcnow
 from app.core.kedro_params import dump_run_config, escape_parameters
+from app.core.process_groups import signal_group, stop_group
 from app.core.warm_runner import WarmUnavailable, warm_pool
 from app.schemas.jobs import Job, JobStatus
 
@@ -306,7 +307,7 @@ class _Run:
             exited = time.monotonic()
             self._drain(pipe)
         finally:
-            _kill_group(process.pid, signal.SIGKILL)
+            signal_group(process.pid, signal.SIGKILL)  # children that outlived kedro
             selector.close()
             process.close()
             os.close(pipe)
@@ -317,9 +318,7 @@ class _Run:
             data = os.read(pipe, READ_BYTES)
         except BlockingIOError:
             return True
-        self.buffer += data
-        if len(self.buffer) >= FLUSH_BYTES:
-            self._flush()
+        self._take(data)
         return bool(data)
 
     def _drain(self, pipe: int) -> None:
@@ -333,9 +332,12 @@ class _Run:
                 continue
             if not data:
                 return
-            self.buffer += data
-            if len(self.buffer) >= FLUSH_BYTES:
-                self._flush()
+            self._take(data)
+
+    def _take(self, data: bytes) -> None:
+        self.buffer += data
+        if len(self.buffer) >= FLUSH_BYTES:
+            self._flush()
 
     def _flush(self) -> None:
         if not self.buffer:
@@ -359,12 +361,7 @@ class _Run:
 
     def _kill(self, process: RunProcess) -> None:
         logger.info("job %s stopping: %s", self.job.id, self.stop_reason)
-        _kill_group(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=KILL_GRACE_SECONDS + 1)
-        except subprocess.TimeoutExpired:
-            _kill_group(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_group(process, wait=KILL_GRACE_SECONDS + 1)
 
     def _outcome(self, returncode: int, execution_time: float) -> RunOutcome:
         results = {
@@ -409,11 +406,6 @@ def _outcome(
         error_message=message,
         results=results,
     )
-
-
-def _kill_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
 
 
 class KedroRunner:

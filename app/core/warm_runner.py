@@ -11,7 +11,6 @@ runs cold, and warming is retried only once the project changes or
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from app.core.config import Settings
+from app.core.process_groups import stop_group
 from app.core.warm_server import project_fingerprint
 
 logger = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ class WarmServer:
         hello = _receive(ours, timeout=WARM_TIMEOUT_SECONDS)
         if hello is None or not hello.get("ready"):
             ours.close()
-            _stop(process)
+            stop_group(process, wait=5)
             reason = hello.get("error") if hello else "no answer while warming"
             raise WarmUnavailable(f"warming the Kedro project failed: {reason}")
         return cls(process, ours, str(hello["fingerprint"]), str(hello["kedro_version"]))
@@ -130,7 +130,7 @@ class WarmServer:
 
     def close(self) -> None:
         self.channel.close()
-        _stop(self.process)
+        stop_group(self.process, wait=5)
 
 
 class WarmPool:
@@ -206,14 +206,3 @@ def _receive(channel: socket.socket, *, timeout: float) -> dict[str, Any] | None
         return None
     message = channel.recv(65536)
     return json.loads(message) if message else None
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, 15)
-    try:
-        process.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, 9)
-        process.wait()

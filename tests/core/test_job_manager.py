@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import itertools
 import json
-import multiprocessing
 import random
 import threading
 import uuid
@@ -32,6 +31,7 @@ from app.core.services import build_core
 from app.core.tables import job_output, jobs
 from app.schemas.jobs import JobCreate, JobStatus, LogChunk
 from tests.utils.factories import WORKER, outcome, running, submit, write
+from tests.utils.processes import run_at_once
 
 MULTIBYTE_UNIT = "café ✓ 🎉\n"
 
@@ -312,13 +312,14 @@ def test_claim_after_cancel_returns_none(manager: JobManager) -> None:
 
 
 def _claim_in_process(
-    settings: Settings,
-    job_ids: list[str],
-    worker: str,
+    index: int,
     barrier: Barrier,
     results: Queue[tuple[str, list[tuple[str, int]]]],
+    settings: Settings,
+    orders: list[list[str]],
 ) -> None:
     """A worker process: its own engine and manager, released with the others at once."""
+    job_ids, worker = orders[index], f"worker-{index}"
     core = build_core(settings, migrate=False)
     claimed: list[tuple[str, int]] = []
     try:
@@ -339,32 +340,16 @@ def test_concurrent_workers_claim_each_job_exactly_once(
     """Worker processes racing over the same jobs: every job runs once, on attempt 1."""
     workers = 4
     job_ids = [submit(manager).id for _ in range(50)]
-    context: Any = multiprocessing.get_context(start_method)
-    barrier = context.Barrier(workers)
-    results: Queue[tuple[str, list[tuple[str, int]]]] = context.Queue()
     orders = [list(job_ids), list(reversed(job_ids))]
     for seed in range(workers - 2):
         shuffled = list(job_ids)
         random.Random(seed).shuffle(shuffled)
         orders.append(shuffled)
-    processes = [
-        context.Process(
-            target=_claim_in_process,
-            args=(settings, orders[index], f"worker-{index}", barrier, results),
+    reports = dict(
+        run_at_once(
+            _claim_in_process, workers, settings, orders, start_method=start_method, timeout=240
         )
-        for index in range(workers)
-    ]
-    for process in processes:
-        process.start()
-    try:
-        reports = dict(results.get(timeout=240) for _ in processes)
-    finally:
-        for process in processes:
-            process.join(timeout=60)
-            if process.is_alive():
-                process.kill()
-                process.join()
-    assert [process.exitcode for process in processes] == [0] * workers
+    )
 
     claims = [
         (job_id, attempt, worker) for worker, got in reports.items() for job_id, attempt in got

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import multiprocessing
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
 from typing import Any
@@ -19,6 +18,7 @@ from app.core.job_manager import JobManager, RunOutcome, RunProgress
 from app.core.tables import metadata
 from app.schemas.jobs import JobCreate, JobStatus
 from tests.utils.postgres import PostgresServer
+from tests.utils.processes import run_at_once
 
 LOG_MAX_BYTES = 8192
 
@@ -47,29 +47,6 @@ def engine(fresh_url: str) -> Iterator[Engine]:
     engine = create_db_engine(fresh_url)
     yield engine
     engine.dispose()
-
-
-def _in_processes(target: Callable[..., None], count: int, *args: Any) -> list[tuple[int, Any]]:
-    """Run `target(index, barrier, results, *args)` in `count` spawned processes at once."""
-    context: Any = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(count)
-    results: Queue[tuple[int, Any]] = context.Queue()
-    processes = [
-        context.Process(target=target, args=(index, barrier, results, *args))
-        for index in range(count)
-    ]
-    for process in processes:
-        process.start()
-    try:
-        reports = sorted(results.get(timeout=120) for _ in processes)
-    finally:
-        for process in processes:
-            process.join(timeout=60)
-            if process.is_alive():
-                process.kill()
-                process.join()
-    assert [process.exitcode for process in processes] == [0] * count
-    return reports
 
 
 def _upgrade_in_process(
@@ -111,7 +88,7 @@ def test_upgrade_to_head_twice_is_idempotent(engine: Engine) -> None:
 
 def test_three_processes_upgrade_a_fresh_database_at_once(engine: Engine, fresh_url: str) -> None:
     """The migration environment's advisory lock serialises concurrent upgrades."""
-    reports = _in_processes(_upgrade_in_process, 3, fresh_url)
+    reports = run_at_once(_upgrade_in_process, 3, fresh_url)
     assert reports == [(0, "ok"), (1, "ok"), (2, "ok")]
     assert _versions(engine) == [_head()]
     assert set(metadata.tables) <= set(inspect(engine).get_table_names())
@@ -128,7 +105,7 @@ def test_job_manager_on_postgresql(engine: Engine, fresh_url: str) -> None:
     assert created and job.status == JobStatus.pending
 
     # Two worker processes race for the same job: exactly one claims it, on attempt 1.
-    claims = _in_processes(_claim_in_process, 2, fresh_url, job.id)
+    claims = run_at_once(_claim_in_process, 2, fresh_url, job.id)
     attempts = [attempt for _, attempt in claims]
     assert sorted(attempts, key=str) == [1, None], claims
     winner = f"worker-{attempts.index(1)}"

@@ -7,12 +7,13 @@ from typing import Any
 
 from celery.signals import celeryd_init, worker_ready, worker_shutdown
 
-from app import tasks  # noqa: F401  (registers the tasks)
-from app.celery_app import celery_app
+from app.broker import tasks  # noqa: F401  (registers the tasks)
+from app.broker.celery_app import celery_app
+from app.broker.presence import WorkerPresence
 from app.core.config import get_settings
 from app.core.logs import configure_logging
-from app.core.services import build_core, core_for_this_process
-from app.core.worker_presence import WorkerPresence
+from app.ops.maintenance import reap_restarted_worker
+from app.services import build_core, core_for_this_process
 
 logger = logging.getLogger("worker")
 configure_logging(get_settings().log_level, get_settings().log_format)
@@ -29,9 +30,7 @@ def _prepare(sender: str | None = None, **_: Any) -> None:
     """
     core = build_core(get_settings())
     if sender:
-        lost = core.manager.fail_jobs_of_worker(worker=sender, reason="the worker restarted")
-        if lost:
-            logger.warning("worker %s restarted: failed its unfinished jobs %s", sender, lost)
+        reap_restarted_worker(core.manager, sender)
     core.manager.dispose()
 
 

@@ -15,12 +15,14 @@ from starlette.concurrency import run_in_threadpool
 from app.api import api_router, dashboard, metrics
 from app.api.errors import install_error_handlers
 from app.api.limits import BodySizeLimit, JsonBodies
+from app.api.security import KeyRing
+from app.broker.publisher import Broker
 from app.core.config import Settings, get_settings
-from app.core.dispatcher import Dispatcher
 from app.core.logs import configure_logging
-from app.core.metrics import GatewayCollector
-from app.core.security import KeyRing
-from app.core.services import build_core
+from app.ops.maintenance import maintain_forever
+from app.ops.metrics import GatewayCollector
+from app.ops.submit import Submitter
+from app.services import build_core
 
 logger = logging.getLogger(__name__)
 
@@ -42,15 +44,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "keep it on 127.0.0.1 (the default HOST) or set API_KEYS"
             )
         core = await run_in_threadpool(build_core, settings)
-        dispatcher = Dispatcher(manager=core.manager, settings=settings)
+        broker = Broker(settings)
         app.state.settings = settings
         app.state.manager = core.manager
-        app.state.dispatcher = dispatcher
+        app.state.broker = broker
+        app.state.submitter = Submitter(manager=core.manager, broker=broker)
         app.state.registry = registry
         app.state.keyring = keyring
-        collector = GatewayCollector(core.manager, dispatcher, settings)
+        collector = GatewayCollector(core.manager, broker, settings)
         registry.register(collector)
-        maintenance = asyncio.create_task(_maintain_forever(dispatcher, settings))
+        maintenance = asyncio.create_task(maintain_forever(core.manager, broker, settings))
         try:
             yield
         finally:
@@ -58,7 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await maintenance
             registry.unregister(collector)
-            dispatcher.close()
+            broker.close()
             core.manager.dispose()
 
     app = FastAPI(
@@ -78,13 +81,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app, metric_namespace="gateway"
     )
     return app
-
-
-async def _maintain_forever(dispatcher: Dispatcher, settings: Settings) -> None:
-    """Reap lost runs and (re)publish pending jobs, for as long as the API runs."""
-    while True:
-        try:
-            await run_in_threadpool(dispatcher.maintain)
-        except Exception:
-            logger.exception("maintenance pass failed; retrying")
-        await asyncio.sleep(settings.maintenance_interval_seconds)

@@ -1,7 +1,7 @@
 """Standalone mode: everything one machine needs, started and stopped by `python main.py`.
 
 A real Redis server on a unix socket in the data directory and one local
-Celery worker, each under `process_guard.py` in its own process group, so they
+Celery worker, each under the process guard in its own process group, so they
 stop with the launcher even if it is killed.
 """
 
@@ -21,9 +21,8 @@ import redis
 from sqlalchemy.engine import make_url
 
 from app.core.config import DEFAULT_QUEUE, REPO_ROOT, Settings
-from app.core.kedro_runner import PROCESS_GUARD
-from app.core.process_groups import stop_group
-from app.core.services import build_core
+from app.runner.groups import guarded_argv, stop_group
+from app.services import build_core
 
 logger = logging.getLogger(__name__)
 
@@ -65,9 +64,8 @@ def celery_worker_argv(*, queues: str, log_level: str, extra: tuple[str, ...] = 
 
 def start_guarded(argv: list[str], *, grace: float, **popen: object) -> subprocess.Popen[bytes]:
     """Start `argv` in its own process group that dies with this process."""
-    guard = [sys.executable, "-I", "-S", str(PROCESS_GUARD), str(grace), "--"]
     process: subprocess.Popen[bytes] = subprocess.Popen(  # type: ignore[call-overload]  # noqa: S603
-        guard + argv, start_new_session=True, **popen
+        guarded_argv(argv, grace=grace), start_new_session=True, **popen
     )
     return process
 

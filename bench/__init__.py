@@ -2,5 +2,5 @@
 
 Each benchmark drives real Redis, Celery workers, the uvicorn API on SQLite and
 real `kedro run` subprocesses (the harness of `tests/utils/stack.py`), and
-reports numbers next to the targets of issue 8. See `docs/performance.md`.
+reports numbers next to their targets. See `docs/performance.md`.
 """

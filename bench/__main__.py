@@ -1,7 +1,7 @@
 """`python -m bench [--smoke] [--only NAMES] [--output FILE] [--profile DIR]`.
 
 Starts a real stack (Redis, two Celery workers, the uvicorn API on SQLite),
-runs the benchmarks of issue 8 against it, prints a table of each number next
+runs the benchmarks against it, prints a table of each number next
 to its target and writes everything as JSON. Exit status 0 means every
 benchmark ran end to end and found no lost, duplicated or wrongly answered
 job; a number missing its target does not change it (these are benchmarks,

@@ -7,8 +7,7 @@ all on one SQLite file. The benchmarks talk to it over HTTP on 127.0.0.1 only.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +17,7 @@ from typing import Any, TypeVar
 import httpx
 import psutil
 
-from tests.utils.stack import TERMINAL, ServiceProcess, Stack
+from tests.utils.stack import ServiceProcess, Stack
 
 T = TypeVar("T")
 API = "/api/v1"
@@ -55,36 +54,6 @@ def running(directory: Path, shape: StackShape, **env: str) -> Iterator[Stack]:
 
 def client(stack: Stack, *, timeout: float = 30) -> httpx.Client:
     return httpx.Client(base_url=f"{stack.base_url}{API}", timeout=timeout)
-
-
-def poll(probe: Callable[[], T | None], *, timeout: float, interval: float, what: str) -> T:
-    """Call `probe` every `interval` s until it returns something; fail after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value is not None:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
-
-
-def submit(http: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
-    response = http.post("/jobs", json=body)
-    if response.status_code != 202:
-        raise RuntimeError(f"POST /jobs answered {response.status_code}: {response.text}")
-    job: dict[str, Any] = response.json()
-    return job
-
-
-def wait_terminal(
-    http: httpx.Client, job_id: str, *, timeout: float, interval: float
-) -> dict[str, Any]:
-    def probe() -> dict[str, Any] | None:
-        job: dict[str, Any] = http.get(f"/jobs/{job_id}").json()
-        return job if job["status"] in TERMINAL else None
-
-    return poll(probe, timeout=timeout, interval=interval, what=f"job {job_id} to finish")
 
 
 def require_completed(job: dict[str, Any]) -> dict[str, Any]:

@@ -21,11 +21,11 @@ from typing import Any
 
 import psutil
 
-from bench.harness import api_pid, client, poll, submit
+from bench.harness import api_pid, client
 from bench.plan import Plan
 from bench.profiling import sampled
 from bench.report import Section
-from tests.utils.stack import Stack
+from tests.utils.stack import Stack, submit, wait_until
 
 LUA = Path(__file__).with_name("jobs.lua")
 SINK_QUEUE = "bench-sink"
@@ -97,7 +97,7 @@ def post_load(stack: Stack, plan: Plan, section: Section, profile: Path | None) 
     """POST jobs to a queue no worker serves, from 32 connections; count what was recorded."""
     open_sink_queue(stack)
     with client(stack) as http:
-        submit(http, POST_BODY)  # one by hand first: a refusal shows its reason here
+        submit(http, **POST_BODY)  # one by hand first: a refusal shows its reason here
     before = _pending_in_sink(stack)
     with sampled(api_pid(stack), profile, "api-post", gil=True) as spy, cpu_use(stack) as cpu:
         result = wrk(
@@ -149,7 +149,9 @@ def open_sink_queue(stack: Stack) -> None:
                     return True
                 return True if response.json().get("refreshed_at") else None
 
-            poll(reported, timeout=60, interval=0.1, what=f"a worker of {SINK_QUEUE} to report")
+            wait_until(
+                reported, timeout=60, interval=0.1, what=f"a worker of {SINK_QUEUE} to report"
+            )
     finally:
         worker.kill(signal.SIGTERM)
         stack.workers.remove(worker)

@@ -22,18 +22,16 @@ from typing import Any
 import httpx
 
 from app.core.config import EXAMPLE_PROJECT, Settings
-from app.core.kedro_runner import kedro_environment
+from app.runner.command import kedro_environment
 from bench.harness import (
     API,
     client,
     require_completed,
-    submit,
     timestamp,
-    wait_terminal,
 )
 from bench.plan import Plan
 from bench.report import Section, median, percentile, summary
-from tests.utils.stack import TERMINAL, Stack
+from tests.utils.stack import TERMINAL, Stack, submit, wait_for_status
 
 ARITHMETIC: dict[str, Any] = {"pipeline_name": "arithmetic", "parameters": {"initial_value": 10}}
 JOB_TIMEOUT = 120.0
@@ -48,11 +46,11 @@ def dispatch(stack: Stack, plan: Plan, section: Section) -> None:
     with client(stack) as http:
         for index in range(plan.warmup_jobs + plan.dispatch_jobs):
             sent = time.time()
-            job = submit(http, ARITHMETIC)
+            job = submit(http, **ARITHMETIC)
             answered = time.time()
             # Waiting loosely keeps the stack idle: this benchmark is about dispatch.
             done = require_completed(
-                wait_terminal(http, job["id"], timeout=JOB_TIMEOUT, interval=0.05)
+                wait_for_status(http, job["id"], timeout=JOB_TIMEOUT, interval=0.05)
             )
             if index < plan.warmup_jobs:
                 continue
@@ -234,7 +232,7 @@ def visibility_and_ratio(stack: Stack, plan: Plan, section: Section) -> None:
 def api_run(stack: Stack, http: httpx.Client, plan: Plan, *, quiet_for: float) -> ApiRun:
     """Submit the job and start its watcher; the caller waits on `run.watcher`."""
     sent = time.perf_counter()
-    job = submit(http, ARITHMETIC)
+    job = submit(http, **ARITHMETIC)
     answered = time.time()
     watcher = TerminalWatcher(
         f"{stack.base_url}{API}",

@@ -1,4 +1,4 @@
-"""How much each benchmark does: the full run (issue 8's sizes) and the CI smoke run."""
+"""How much each benchmark does: the full run (the documented sizes) and the CI smoke run."""
 
 from __future__ import annotations
 

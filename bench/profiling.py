@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from app.core.config import REPO_ROOT
+
 
 def py_spy_binary() -> str | None:
     beside = Path(sys.executable).with_name("py-spy")
@@ -90,10 +92,19 @@ def top_frames(path: Path, count: int = 12) -> dict[str, Any]:
     }
 
 
+# Where a frame's path stops being machine-specific: installed packages, the repository,
+# the standard library of whichever interpreter ran.
+_PATH_MARKERS = (
+    "site-packages/",
+    f"{REPO_ROOT}/",
+    f"lib/python{sys.version_info.major}.{sys.version_info.minor}/",
+)
+
+
 def _package(frame: str) -> str:
     """The top-level package (or stdlib module) of a frame's file, as py-spy names it."""
     where = frame.partition(" (")[2].rstrip(")")
-    for marker in ("site-packages/", "/work/main/", "lib/python3.11/"):
+    for marker in _PATH_MARKERS:
         where = where.split(marker, 1)[-1]
     if where.startswith("<"):
         return "sqlalchemy" if "sqlalchemy" in where else where.split(">", 1)[0] + ">"
@@ -108,7 +119,7 @@ def _shares(counter: Counter[str], total: int, count: int) -> dict[str, float]:
 def _process_name(frame: str) -> str:
     command = frame.split(":", 1)[-1].strip('"')
     for marker, name in (
-        ("process_guard", "process guard"),
+        ("guard.py", "process guard"),
         ("kedro run", "kedro run"),
         ("celery", "celery worker"),
         ("uvicorn", "uvicorn API"),
@@ -121,7 +132,7 @@ def _process_name(frame: str) -> str:
 def _short(frame: str) -> str:
     """`func (path/to/site-packages/pkg/mod.py:12)` → `func (pkg/mod.py:12)`."""
     function, _, where = frame.partition(" (")
-    for marker in ("site-packages/", "/work/main/", "lib/python3.11/"):
+    for marker in _PATH_MARKERS:
         if marker in where:
             where = where.split(marker, 1)[1]
     return f"{function} ({where}" if where else function

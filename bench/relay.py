@@ -14,9 +14,7 @@ import psutil
 
 from bench.harness import (
     client,
-    poll,
     require_completed,
-    submit,
     worker_pids,
     worker_side_processes,
 )
@@ -24,7 +22,7 @@ from bench.latency import direct_argv, direct_env, run_direct
 from bench.plan import Plan
 from bench.profiling import sampled
 from bench.report import Section
-from tests.utils.stack import TERMINAL, Stack
+from tests.utils.stack import TERMINAL, Stack, submit, wait_until
 
 MB = 1_000_000
 MIB = 1024 * 1024
@@ -83,14 +81,16 @@ def relay(stack: Stack, plan: Plan, section: Section, profile: Path | None) -> N
                         sampled(pid, profile, f"worker{index + 1}-relay", subprocesses=True)
                     )
                 )
-            job = submit(http, body)
+            job = submit(http, **body)
 
             def probe() -> dict[str, Any] | None:
                 current: dict[str, Any] = http.get(f"/jobs/{job['id']}").json()
                 observed.append((time.perf_counter(), current["output_bytes"]))
                 return current if current["status"] in TERMINAL else None
 
-            done = require_completed(poll(probe, timeout=600, interval=0.02, what="chatty job"))
+            done = require_completed(
+                wait_until(probe, timeout=600, interval=0.02, what="chatty job")
+            )
     finally:
         sampler.stop()
     cpu = _busiest(processes, cpu_before)

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from app.core.config import Settings
-from app.core.job_manager import JobManager
-from app.core.services import build_core
+from app.services import build_core
+from app.store import JobManager
 from tests.utils.postgres import (
     DATABASES,
     PostgresServer,
@@ -39,31 +39,21 @@ def pytest_configure(config: pytest.Config) -> None:
     selected_databases(config)  # a bad --databases is a usage error before collection
 
 
-# Which (database, runner mode) stacks each module's tests run on: every backend and
-# both runner modes are covered without running every test on their cross product.
-STACK_COMBOS: dict[str, list[tuple[str, str]]] = {
-    "test_jobs_e2e": [("sqlite", "cold"), ("postgresql", "cold"), ("sqlite", "warm")],
-    "test_faults": [("sqlite", "cold"), ("postgresql", "warm")],
-    "test_dashboard": [("sqlite", "cold")],
-}
-# Tests that run on one stack of their module only (the rest would add minutes to CI).
-SINGLE_COMBO: dict[str, tuple[str, str]] = {
-    "test_200_jobs_from_20_clients_on_2_workers_each_run_exactly_once": ("postgresql", "warm"),
-}
-
-
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Parametrize tests that (through their fixtures) need a backend and a runner mode."""
+    """Parametrize tests that (through their fixtures) need a backend and a runner mode.
+
+    `@pytest.mark.stacks((database, mode), ...)` on a module or a test names the stacks
+    it runs on (the closest marker wins): every backend and both runner modes are covered
+    without running every test on their cross product. Unmarked: every backend, cold.
+    """
     if "database" not in metafunc.fixturenames:
         return
     backends = selected_databases(metafunc.config)
     if "runner_mode" not in metafunc.fixturenames:
         metafunc.parametrize("database", backends, ids=backends, scope="session")
         return
-    module = metafunc.module.__name__.rsplit(".", 1)[-1]
-    wanted = STACK_COMBOS.get(module, [(backend, "cold") for backend in backends])
-    if metafunc.function.__name__ in SINGLE_COMBO:
-        wanted = [SINGLE_COMBO[metafunc.function.__name__]]
+    marker = metafunc.definition.get_closest_marker("stacks")
+    wanted = list(marker.args) if marker else [(backend, "cold") for backend in backends]
     combos = list(
         dict.fromkeys(
             (backend if backend in backends else backends[0], mode) for backend, mode in wanted

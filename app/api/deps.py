@@ -8,14 +8,15 @@ from uuid import UUID
 from fastapi import Depends, HTTPException, Request, Security, status
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from app.api.security import KeyRing
+from app.broker.publisher import Broker
 from app.core.config import Settings
-from app.core.dispatcher import Dispatcher
-from app.core.job_manager import JobManager, Visibility
-from app.core.security import KeyRing
+from app.ops.submit import Submitter
 from app.schemas.jobs import Job
+from app.store import JobManager, Visibility
 
 
-def get_settings(request: Request) -> Settings:
+def app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -25,9 +26,14 @@ def get_job_manager(request: Request) -> JobManager:
     return manager
 
 
-def get_dispatcher(request: Request) -> Dispatcher:
-    dispatcher: Dispatcher = request.app.state.dispatcher
-    return dispatcher
+def get_broker(request: Request) -> Broker:
+    broker: Broker = request.app.state.broker
+    return broker
+
+
+def get_submitter(request: Request) -> Submitter:
+    submitter: Submitter = request.app.state.submitter
+    return submitter
 
 
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <API key>`")
@@ -65,9 +71,10 @@ def require_admin(caller: Annotated[Visibility, Depends(get_visibility)]) -> Vis
     return caller
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[Settings, Depends(app_settings)]
 JobManagerDep = Annotated[JobManager, Depends(get_job_manager)]
-DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]
+BrokerDep = Annotated[Broker, Depends(get_broker)]
+SubmitterDep = Annotated[Submitter, Depends(get_submitter)]
 VisibilityDep = Annotated[Visibility, Depends(get_visibility)]
 AdminDep = Annotated[Visibility, Depends(require_admin)]
 

@@ -7,18 +7,16 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from app.api.deps import DispatcherDep, JobManagerDep, SettingsDep
-from app.core.health import check_health
+from app.api.deps import BrokerDep, JobManagerDep, SettingsDep
+from app.ops.health import check_health
 
 router = APIRouter(prefix="/health", tags=["health"])
 
 
 @router.get("", responses={503: {"description": "A check failed; the body names it."}})
-async def ready(
-    manager: JobManagerDep, dispatcher: DispatcherDep, settings: SettingsDep
-) -> JSONResponse:
+async def ready(manager: JobManagerDep, broker: BrokerDep, settings: SettingsDep) -> JSONResponse:
     """Readiness: database, broker, live workers per queue, their Kedro projects."""
-    report: dict[str, Any] = await check_health(manager, dispatcher, settings)
+    report: dict[str, Any] = await check_health(manager, broker, settings)
     return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
 
 

@@ -5,15 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import DispatcherDep, JobDep, JobManagerDep, VisibilityDep
+from app.api.deps import JobDep, JobManagerDep, SubmitterDep, VisibilityDep
 from app.api.errors import error
-from app.core.job_manager import InvalidCursor
-from app.core.log_stream import follow_output
+from app.ops.log_stream import follow_output
 from app.schemas.jobs import Job, JobCreate, JobEventList, JobList, JobStatus, LogChunk
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -43,12 +42,12 @@ IdempotencyKey = Annotated[
 def submit_job(
     body: JobCreate,
     response: Response,
-    dispatcher: DispatcherDep,
+    submitter: SubmitterDep,
     visibility: VisibilityDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Job:
     """Record a job and enqueue it; poll the `Location` it answers with."""
-    job, created = dispatcher.submit_job(
+    job, created = submitter.submit_job(
         request=body, user_id=visibility.user_id, idempotency_key=idempotency_key
     )
     response.headers["Location"] = f"/api/v1/jobs/{job.id}"
@@ -67,16 +66,13 @@ def list_jobs(
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> JobList:
     """Jobs, newest first; pass `next_cursor` back as `cursor` for the next page."""
-    try:
-        items, next_cursor = manager.list_jobs(
-            visibility=visibility,
-            status=job_status,
-            pipeline_name=pipeline_name,
-            limit=limit,
-            cursor=cursor,
-        )
-    except InvalidCursor:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid cursor") from None
+    items, next_cursor = manager.list_jobs(
+        visibility=visibility,
+        status=job_status,
+        pipeline_name=pipeline_name,
+        limit=limit,
+        cursor=cursor,
+    )
     return JobList(items=items, next_cursor=next_cursor)
 
 

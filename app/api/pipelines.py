@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from app.api.deps import AdminDep, DispatcherDep, JobManagerDep
+from app.api.deps import AdminDep, BrokerDep, JobManagerDep, SubmitterDep
 from app.api.errors import error
 from app.core.config import DEFAULT_QUEUE
-from app.core.exceptions import JobNotFound
+from app.core.exceptions import PipelineNotFound
 from app.schemas.jobs import QueueName
 from app.schemas.pipelines import Pipeline, PipelineList
 
@@ -30,10 +30,14 @@ def list_pipelines(manager: JobManagerDep, queue: QueueQuery = DEFAULT_QUEUE) ->
     responses={403: error("Needs an admin key."), 503: error("The broker is unavailable.")},
 )
 def refresh_pipelines(
-    dispatcher: DispatcherDep, _admin: AdminDep, queue: QueueQuery = DEFAULT_QUEUE
+    broker: BrokerDep,
+    submitter: SubmitterDep,
+    _admin: AdminDep,
+    queue: QueueQuery = DEFAULT_QUEUE,
 ) -> dict[str, str]:
     """Ask a worker of the queue to inspect its Kedro project again (admins only)."""
-    dispatcher.request_refresh(queue)
+    broker.request_refresh(queue)
+    submitter.forget_project(queue)
     return {"status": "requested", "queue": queue}
 
 
@@ -44,4 +48,4 @@ def get_pipeline(name: str, manager: JobManagerDep, queue: QueueQuery = DEFAULT_
     for pipeline in project.items if project else []:
         if pipeline.name == name:
             return pipeline
-    raise JobNotFound(f"pipeline {name!r} not found on queue {queue!r}")
+    raise PipelineNotFound(f"pipeline {name!r} not found on queue {queue!r}")

@@ -2,8 +2,10 @@
 
 GatewayError
  ├── JobNotFound            404: unknown id, or a job the caller may not see
+ ├── PipelineNotFound       404: a pipeline the queue's project does not have
  ├── JobConflict            409: the job is terminal, or an idempotency key is reused
  ├── InvalidJobRequest      422: a request that is well-formed but cannot run
+ │    └── InvalidCursor     422: a list cursor this API did not hand out
  └── BrokerUnavailable      503: a message that must be sent now could not be
 """
 
@@ -22,12 +24,20 @@ class JobNotFound(GatewayError):
     status_code = 404
 
 
+class PipelineNotFound(GatewayError):
+    status_code = 404
+
+
 class JobConflict(GatewayError):
     status_code = 409
 
 
 class InvalidJobRequest(GatewayError):
     status_code = 422
+
+
+class InvalidCursor(InvalidJobRequest):
+    """A cursor this API did not hand out."""
 
 
 class BrokerUnavailable(GatewayError):

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from app.core.config import DEFAULT_QUEUE
 from app.core.exceptions import InvalidJobRequest
-from app.core.kedro_params import check_parameters
+from app.runner.params import check_parameters
 
 PLAIN_NAME = r"^[A-Za-z0-9_.\-]+$"
 PipelineName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=PLAIN_NAME)]

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import pytest
 from pydantic import SecretStr
 
+from app.api.security import InvalidKeyConfig, KeyRing
 from app.application import create_app
 from app.core.config import Settings
-from app.core.security import InvalidKeyConfig, KeyRing
 from tests.utils.asgi import TestClient
 
 ALICE, BOB, ROOT = "alice-key-1", "bob-key-2", "root-key-3"

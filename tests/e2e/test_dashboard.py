@@ -27,7 +27,7 @@ from app.core.config import REPO_ROOT
 from tests.utils.expected import THREE_OF_THREE
 from tests.utils.stack import Stack
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.stacks(("sqlite", "cold"))]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

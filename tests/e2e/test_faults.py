@@ -25,7 +25,10 @@ from tests.utils.stack import (
     wait_until,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.stacks(("sqlite", "cold"), ("postgresql", "warm")),
+]
 
 LOST_AFTER = 3.0
 
@@ -209,7 +212,7 @@ def test_killing_the_api_mid_run_does_not_affect_the_job(
 def test_redelivered_message_for_a_finished_job_does_nothing(
     faults: Stack, client: httpx.Client
 ) -> None:
-    from app.celery_app import RUN_JOB_TASK, create_celery
+    from app.broker.celery_app import RUN_JOB_TASK, create_celery
     from app.core.config import Settings
 
     done = wait_for_status(client, submit(client, pipeline_name="arithmetic")["id"])
@@ -243,6 +246,7 @@ def test_concurrent_idempotent_submits_create_one_job(client: httpx.Client) -> N
     assert other.status_code == 409
 
 
+@pytest.mark.stacks(("postgresql", "warm"))  # one stack: the rest would add minutes to CI
 def test_200_jobs_from_20_clients_on_2_workers_each_run_exactly_once(
     faults: Stack, client: httpx.Client, tmp_path: Path
 ) -> None:

@@ -12,7 +12,10 @@ from tests.utils.expected import CONTRACT_PARAMETERS, THREE_OF_THREE
 from tests.utils.sse import read_events
 from tests.utils.stack import Stack, read_log, submit, wait_for_status, wait_until
 
-pytestmark = pytest.mark.e2e
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.stacks(("sqlite", "cold"), ("postgresql", "cold"), ("sqlite", "warm")),
+]
 
 AWKWARD = {
     "esc1": "a\\${b}",

@@ -14,7 +14,14 @@ import pytest
 
 from app.core.config import REPO_ROOT
 from tests.utils.expected import THREE_OF_THREE
-from tests.utils.stack import free_port, submit, wait_for_status, wait_until
+from tests.utils.stack import (
+    free_port,
+    scrubbed_env,
+    submit,
+    wait_for_api,
+    wait_for_status,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -24,8 +31,7 @@ def test_standalone_runs_a_job_and_a_stop_signal_stops_every_process(
     tmp_path: Path, stop_signal: signal.Signals
 ) -> None:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "KEDRO_"))}
-    env.update(
+    env = scrubbed_env(
         PORT=str(port),
         DATA_DIR=str(tmp_path / "data"),
         DATABASE_URL=f"sqlite:///{tmp_path / 'jobs.db'}",
@@ -42,15 +48,7 @@ def test_standalone_runs_a_job_and_a_stop_signal_stops_every_process(
         )
     try:
         base = f"http://127.0.0.1:{port}/api/v1"
-
-        def answers() -> bool:
-            assert main.poll() is None, log_path.read_text()
-            try:
-                return httpx.get(f"{base}/health/live", timeout=1).is_success
-            except httpx.HTTPError:
-                return False
-
-        wait_until(answers, timeout=60, what="standalone API")
+        wait_for_api(f"http://127.0.0.1:{port}", main, log_path.read_text, timeout=60)
         with httpx.Client(base_url=base, timeout=30) as client:
             job = submit(client, pipeline_name="arithmetic", parameters={"initial_value": 10})
             done = wait_for_status(client, job["id"], timeout=90)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.core.job_manager import JobManager, RunOutcome, RunProgress
 from app.schemas.jobs import Job, JobCreate, JobStatus
+from app.store import JobManager, RunOutcome, RunProgress
 
 WORKER = "worker-a"
 

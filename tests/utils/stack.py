@@ -42,6 +42,33 @@ def wait_until(
         time.sleep(interval)
 
 
+# The only variables a started service inherits from the caller: nothing of the caller's
+# gateway settings (API_KEYS, RUNNER_MODE, LOG_FORMAT, ...) may leak into a stack.
+_INHERITED = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "TMPDIR", "VIRTUAL_ENV")
+
+
+def scrubbed_env(**values: str) -> dict[str, str]:
+    """The caller's locale and paths only, plus `values`."""
+    env = {k: v for k, v in os.environ.items() if k in _INHERITED or k.startswith("LC_")}
+    env.update(values)
+    return env
+
+
+def wait_for_api(
+    base_url: str, process: subprocess.Popen[bytes], log: Callable[[], str], *, timeout: float = 30
+) -> None:
+    """Poll `/health/live` until it answers; fail at once (with the log) if the process died."""
+
+    def answers() -> bool:
+        assert process.poll() is None, log()
+        try:
+            return httpx.get(f"{base_url}/api/v1/health/live", timeout=1).is_success
+        except httpx.HTTPError:
+            return False
+
+    wait_until(answers, timeout=timeout, what=f"the API at {base_url}")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -188,8 +215,7 @@ class Stack:
         self.redis = RedisServer(self.directory)
 
     def env(self, **overrides: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "KEDRO_"))}
-        env.update(
+        env = scrubbed_env(
             DATABASE_URL=self.database_url,
             CELERY_BROKER_URL=self.redis.url,
             PYTHONUNBUFFERED="1",
@@ -258,15 +284,8 @@ class Stack:
         )
         api.start()
         self.api = api
-
-        def answers() -> bool:
-            try:
-                return httpx.get(f"{self.base_url}/api/v1/health/live", timeout=1).is_success
-            except httpx.HTTPError:
-                assert api.alive(), api.log()
-                return False
-
-        wait_until(answers, timeout=30, what="API up")
+        assert api.process is not None
+        wait_for_api(self.base_url, api.process, api.log)
         return api
 
     @property
@@ -292,13 +311,19 @@ def submit(client: httpx.Client, **body: Any) -> dict[str, Any]:
 
 
 def wait_for_status(
-    client: httpx.Client, job_id: str, statuses: set[str] = TERMINAL, timeout: float = 60
+    client: httpx.Client,
+    job_id: str,
+    statuses: set[str] = TERMINAL,
+    timeout: float = 60,
+    interval: float = 0.05,
 ) -> dict[str, Any]:
     def probe() -> dict[str, Any] | None:
         job: dict[str, Any] = client.get(f"/jobs/{job_id}").json()
         return job if job["status"] in statuses else None
 
-    return wait_until(probe, timeout=timeout, what=f"job {job_id} to reach {statuses}")
+    return wait_until(
+        probe, timeout=timeout, interval=interval, what=f"job {job_id} to reach {statuses}"
+    )
 
 
 def read_log(client: httpx.Client, job_id: str) -> str:

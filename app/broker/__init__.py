@@ -1,0 +1,1 @@
+"""Celery: the app, the tasks (thin: they take a job id), publishing, worker presence."""

@@ -1,0 +1,1 @@
+"""The API's duties beyond one request: submit checks, maintenance, health, metrics, log streaming."""

@@ -1,0 +1,88 @@
+"""Reading Kedro's own log lines: progress, node timing, the tail and the failure message."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import deque
+
+from app.store import RunProgress
+
+TAIL_LINES = 30
+MAX_LINE_CHARS = 1000
+
+_RUNNING_NODE = re.compile(r"Running node: (.+?): ")
+_COMPLETED_NODE = re.compile(r"Completed node: (.+?)\s*$")
+_COMPLETED_TASKS = re.compile(r"Completed (\d+) out of (\d+) tasks")
+_EXCEPTION_LINE = re.compile(r"^[\w.]+(Error|Exception)\b")
+# A line can matter to the parser only if it holds one of these.
+_MARKERS = (b"Running node: ", b"Completed ", b"Error", b"Exception")
+
+
+def _decode(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace").rstrip("\r")
+
+
+class OutputParser:
+    """Follows Kedro's log lines for progress, node timing and the failure message."""
+
+    def __init__(self) -> None:
+        self.progress = RunProgress()
+        self.node_seconds: dict[str, float] = {}
+        self.tail: deque[str] = deque(maxlen=TAIL_LINES)
+        self.exception_line: str | None = None
+        self._started: dict[str, float] = {}
+        self._partial = b""
+
+    def feed(self, data: bytes) -> bool:
+        """Parse complete lines; returns True when progress changed.
+
+        Only lines holding one of Kedro's markers are decoded and matched, and only the
+        last lines are kept for the tail: a pipeline printing megabytes costs a few
+        byte scans per batch, not a decode and three regexes per line.
+        """
+        complete, newline, partial = (self._partial + data).rpartition(b"\n")
+        self._partial = partial[-4 * MAX_LINE_CHARS :]
+        if not newline:
+            return False
+        changed = False
+        if any(marker in complete for marker in _MARKERS):
+            for raw in complete.split(b"\n"):
+                if any(marker in raw for marker in _MARKERS):
+                    changed |= self._parse_line(_decode(raw))
+        for raw in complete.rsplit(b"\n", TAIL_LINES)[-TAIL_LINES:]:
+            self._keep_in_tail(_decode(raw))
+        return changed
+
+    def finish(self) -> None:
+        if self._partial:
+            line = _decode(self._partial)
+            self._parse_line(line)
+            self._keep_in_tail(line)
+            self._partial = b""
+
+    def _keep_in_tail(self, line: str) -> None:
+        if line.strip():
+            self.tail.append(line[:MAX_LINE_CHARS])
+
+    def _parse_line(self, line: str) -> bool:
+        if _EXCEPTION_LINE.match(line):
+            self.exception_line = line.strip()[:MAX_LINE_CHARS]
+        if match := _RUNNING_NODE.search(line):
+            self._started[match.group(1)] = time.monotonic()
+            self.progress.running_nodes = list(self._started)
+            return True
+        if match := _COMPLETED_NODE.search(line):
+            name = match.group(1)
+            self.progress.completed_nodes.append(name)
+            if name in self._started:
+                self.node_seconds[name] = round(time.monotonic() - self._started.pop(name), 3)
+            self.progress.running_nodes = list(self._started)
+            return True
+        if match := _COMPLETED_TASKS.search(line):
+            self.progress.total_nodes = int(match.group(2))
+            return True
+        return False
+
+    def last_line(self) -> str | None:
+        return self.tail[-1].strip() if self.tail else None

@@ -1,0 +1,244 @@
+"""The runner: owns the `kedro run` subprocess, its output, progress, timeout and kill.
+
+`kedro run` is started as an argv list (never a shell string) in its own process
+group under the process guard (`scripts/guard.py`), so a cancel, a timeout or the death of this
+worker takes the whole tree with it. Output is read incrementally and stored in
+batches; the run is waited on through a pidfd, not on pipe EOF, because
+ParallelRunner's children may hold the pipe open after Kedro exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import selectors
+import signal
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from app.core.config import Settings
+from app.runner.cold import start_cold
+from app.runner.command import build_argv, build_run_config, kedro_environment
+from app.runner.groups import RunProcess, signal_group, stop_group
+from app.runner.output import OutputParser
+from app.runner.params import dump_run_config
+from app.runner.warm import WarmUnavailable, warm_pool
+from app.schemas.jobs import JobStatus
+from app.store import Claim, JobManager, RunOutcome, utcnow
+
+logger = logging.getLogger(__name__)
+
+FLUSH_SECONDS = 0.25
+FLUSH_BYTES = 1024 * 1024  # store output in batches of up to 1 MiB (or every 0.25 s)
+READ_BYTES = 1024 * 1024
+PIPE_BYTES = 1024 * 1024  # the default cap of /proc/sys/fs/pipe-max-size
+KILL_GRACE_SECONDS = 3.0
+
+
+class _Run:
+    """One attempt of one job: the process, its output relay and its stop conditions."""
+
+    def __init__(self, claim: Claim, manager: JobManager, settings: Settings) -> None:
+        self.job = claim.job
+        self.attempt = claim.attempt
+        self.manager = manager
+        self.settings = settings
+        self.parser = OutputParser()
+        self.buffer = bytearray()
+        self.offset = 0
+        self.stop_reason: tuple[JobStatus, str] | None = None
+        self.timeout = self.job.timeout_seconds or settings.job_timeout_seconds
+        self.process_started_at = self.process_exited_at = utcnow()
+        self.runner = "cold"
+
+    def execute(self, workdir: Path) -> RunOutcome:
+        config_path = workdir / f"run-config-{self.job.id}.json"
+        config_path.write_text(dump_run_config(build_run_config(self.job)), encoding="utf-8")
+        argv = build_argv(
+            self.job, config_path=config_path, kedro_python=self.settings.kedro_python
+        )
+        logger.info("job %s starting: %s", self.job.id, argv)
+        started = time.monotonic()
+        self.process_started_at = utcnow()
+        output, output_end = os.pipe()
+        with contextlib.suppress(OSError):  # a bigger pipe: fewer stalls for chatty runs
+            fcntl.fcntl(output, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        try:
+            process = self._start(argv, output_end)
+        except OSError as exc:
+            os.close(output)
+            return _outcome(JobStatus.failed, None, None, f"could not start kedro: {exc}", {})
+        finally:
+            os.close(output_end)
+        returncode, exited = self._supervise(process, output)
+        execution_time = round(exited - started, 3)
+        self.process_exited_at = self.process_started_at + timedelta(seconds=exited - started)
+        self.parser.finish()
+        self._flush()
+        return self._outcome(returncode, execution_time)
+
+    def _start(self, argv: list[str], output: int) -> RunProcess:
+        """Fork the run from the warm server if asked and able, else start it cold."""
+        env = kedro_environment(self.settings, os.environ)
+        if self.settings.runner_mode == "warm":
+            try:
+                # The arguments after `-m kedro`: the warm server runs Kedro's CLI itself.
+                child = warm_pool().spawn(self.settings, env, KILL_GRACE_SECONDS, argv[3:], output)
+            except WarmUnavailable as exc:
+                logger.warning("job %s: running cold: %s", self.job.id, exc)
+            else:
+                self.runner = "warm"
+                return child
+        return start_cold(
+            argv,
+            cwd=self.settings.kedro_project_path,
+            env=env,
+            output=output,
+            grace=KILL_GRACE_SECONDS,
+        )
+
+    def _supervise(self, process: RunProcess, pipe: int) -> tuple[int, float]:
+        """Relay output until the process exits; returns its exit status and exit time."""
+        os.set_blocking(pipe, False)
+        selector = selectors.DefaultSelector()
+        selector.register(pipe, selectors.EVENT_READ, "output")
+        selector.register(process.exit_fileno(), selectors.EVENT_READ, "exit")
+        started = last_flush = last_beat = time.monotonic()
+        try:
+            while process.poll() is None:
+                for key, _ in selector.select(timeout=FLUSH_SECONDS):
+                    if key.data == "output" and not self._read(pipe):
+                        selector.unregister(pipe)
+                now = time.monotonic()
+                if now - last_flush >= FLUSH_SECONDS or len(self.buffer) >= FLUSH_BYTES:
+                    self._flush()
+                    last_flush = now
+                if now - last_beat >= self.settings.heartbeat_interval_seconds:
+                    self._check_heartbeat()
+                    last_beat = now
+                if self.timeout and self.stop_reason is None and now - started > self.timeout:
+                    self.stop_reason = (JobStatus.failed, f"timed out after {self.timeout:g} s")
+                if self.stop_reason is not None:
+                    self._kill(process)
+            exited = time.monotonic()
+            self._drain(pipe)
+        finally:
+            signal_group(process.pid, signal.SIGKILL)  # children that outlived kedro
+            selector.close()
+            process.close()
+            os.close(pipe)
+        return process.wait(), exited
+
+    def _read(self, pipe: int) -> bool:
+        try:
+            data = os.read(pipe, READ_BYTES)
+        except BlockingIOError:
+            return True
+        self._take(data)
+        return bool(data)
+
+    def _drain(self, pipe: int) -> None:
+        """Read what Kedro wrote before it exited; children holding the pipe get 0.5 s."""
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline:
+            try:
+                data = os.read(pipe, READ_BYTES)
+            except BlockingIOError:
+                time.sleep(0.01)
+                continue
+            if not data:
+                return
+            self._take(data)
+
+    def _take(self, data: bytes) -> None:
+        self.buffer += data
+        if len(self.buffer) >= FLUSH_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self.buffer:
+            return
+        data = bytes(self.buffer)
+        self.buffer.clear()
+        self.parser.feed(data)
+        self.manager.append_output(
+            job_id=self.job.id,
+            attempt=self.attempt,
+            offset=self.offset,
+            data=data,
+            progress=self.parser.progress,
+        )
+        self.offset += len(data)
+
+    def _check_heartbeat(self) -> None:
+        reason = self.manager.heartbeat(job_id=self.job.id, attempt=self.attempt)
+        if reason is not None and self.stop_reason is None:
+            self.stop_reason = (JobStatus.cancelled, reason)
+
+    def _kill(self, process: RunProcess) -> None:
+        logger.info("job %s stopping: %s", self.job.id, self.stop_reason)
+        stop_group(process, wait=KILL_GRACE_SECONDS + 1)
+
+    def _outcome(self, returncode: int, execution_time: float) -> RunOutcome:
+        results = {
+            "exit_code": returncode,
+            "execution_time": execution_time,
+            "completed_nodes": list(self.parser.progress.completed_nodes),
+            "node_seconds": dict(self.parser.node_seconds),
+            "output_tail": list(self.parser.tail),
+            "output_bytes": self.offset,
+            "runner": self.runner,
+            "process_started_at": self.process_started_at.isoformat(),
+            "process_exited_at": self.process_exited_at.isoformat(),
+        }
+        if self.stop_reason is not None:
+            status, message = self.stop_reason
+        elif returncode == 0:
+            status, message = JobStatus.completed, None
+        else:
+            status, message = JobStatus.failed, self._failure_message(returncode)
+        return _outcome(status, returncode, execution_time, message, results)
+
+    def _failure_message(self, returncode: int) -> str:
+        if returncode < 0:
+            return f"kedro run was killed by {signal.Signals(-returncode).name}"
+        if self.parser.exception_line:
+            return self.parser.exception_line
+        last = self.parser.last_line()
+        return f"kedro run exited with code {returncode}" + (f": {last}" if last else "")
+
+
+def _outcome(
+    status: JobStatus,
+    exit_code: int | None,
+    execution_time: float | None,
+    message: str | None,
+    results: dict[str, Any],
+) -> RunOutcome:
+    return RunOutcome(
+        status=status,
+        exit_code=exit_code,
+        execution_time=execution_time,
+        error_message=message,
+        results=results,
+    )
+
+
+class KedroRunner:
+    """Runs claimed jobs as `kedro run` subprocesses and records how they end."""
+
+    def __init__(self, *, manager: JobManager, settings: Settings) -> None:
+        self._manager = manager
+        self._settings = settings
+
+    def run(self, claim: Claim) -> RunOutcome:
+        """Run the claimed attempt to its end and store the outcome."""
+        with tempfile.TemporaryDirectory(prefix=f"kedro-job-{claim.job.id}-") as workdir:
+            outcome = _Run(claim, self._manager, self._settings).execute(Path(workdir))
+        self._manager.finish_job(job_id=claim.job.id, attempt=claim.attempt, outcome=outcome)
+        return outcome

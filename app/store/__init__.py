@@ -1,0 +1,10 @@
+"""The job store: the only package that writes SQL.
+
+`JobManager` is its facade; each part lives in its own module (records,
+transitions, output, workers, stats) over one connection discipline (`base`).
+"""
+
+from app.store.manager import JobManager
+from app.store.types import EVERYONE, Claim, RunOutcome, RunProgress, Visibility, utcnow
+
+__all__ = ["EVERYONE", "Claim", "JobManager", "RunOutcome", "RunProgress", "Visibility", "utcnow"]

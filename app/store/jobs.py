@@ -1,0 +1,153 @@
+"""Submitting and reading jobs: the rows callers create, list and look at."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from typing import Any
+
+from sqlalchemy import and_, insert, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from app.core.exceptions import JobConflict, JobNotFound
+from app.schemas.jobs import Job, JobCreate, JobEvent, JobStatus
+from app.store.base import StoreBase
+from app.store.cursors import decode_cursor, encode_cursor
+from app.store.rows import JOB_COLUMNS, record_event, to_job
+from app.store.tables import job_events, jobs
+from app.store.types import EVERYONE, Visibility, utcnow
+
+logger = logging.getLogger(__name__)
+
+
+class JobRecords(StoreBase):
+    """Create, read and list jobs and their events."""
+
+    def create_job(
+        self,
+        *,
+        request: JobCreate,
+        user_id: str | None,
+        idempotency_key: str | None = None,
+        dispatched: bool,
+    ) -> tuple[Job, bool]:
+        """Record a pending job; returns it and whether it is new (not an idempotent repeat)."""
+        request_hash = _request_hash(request)
+        # ':' cannot occur in a user name (API_KEYS splits on it); PostgreSQL refuses NUL.
+        scope = f"{user_id or ''}:{idempotency_key}" if idempotency_key else None
+        now = utcnow()
+        job_id = str(uuid.uuid4())
+        values: dict[str, Any] = {
+            "id": job_id,
+            "pipeline_name": request.pipeline_name,
+            "parameters": request.parameters,
+            "options": request.run_options().model_dump(mode="json"),
+            "queue": request.queue,
+            "timeout_seconds": request.timeout_seconds,
+            "status": JobStatus.pending.value,
+            "user_id": user_id,
+            "idempotency_scope": scope,
+            "request_hash": request_hash,
+            "created_at": now,
+            "completed_nodes": [],
+            "attempt": 0,
+            "cancel_requested": False,
+            "output_bytes": 0,
+            "output_dropped_bytes": 0,
+            "dispatched_at": now if dispatched else None,
+            "dispatch_count": 1 if dispatched else 0,
+        }
+        try:
+            with self._write() as connection:
+                row = connection.execute(
+                    insert(jobs).values(**values).returning(*JOB_COLUMNS)
+                ).one()
+                record_event(connection, job_id, JobStatus.pending, "submitted", 0, None, now)
+        except IntegrityError:
+            if scope is None:
+                raise
+            return self._idempotent_repeat(scope=scope, request_hash=request_hash), False
+        logger.info(
+            "job %s recorded (pipeline %s)",
+            job_id,
+            request.pipeline_name,
+            extra={"job_id": job_id},
+        )
+        return to_job(row._mapping), True
+
+    def _idempotent_repeat(self, *, scope: str, request_hash: str) -> Job:
+        with self._read() as connection:
+            row = connection.execute(
+                select(*JOB_COLUMNS, jobs.c.request_hash).where(jobs.c.idempotency_scope == scope)
+            ).one()
+        if row.request_hash != request_hash:
+            raise JobConflict("Idempotency-Key was already used with a different request body")
+        return to_job(row._mapping)
+
+    def get_job(self, *, job_id: str, visibility: Visibility = EVERYONE) -> Job:
+        """The job, or `JobNotFound` if it does not exist or the caller may not see it."""
+        with self._read() as connection:
+            row = connection.execute(
+                select(*JOB_COLUMNS).where(jobs.c.id == job_id, visibility.clause())
+            ).one_or_none()
+        if row is None:
+            raise JobNotFound(f"job {job_id} not found")
+        return to_job(row._mapping)
+
+    def _get(self, job_id: str) -> Job:
+        return self.get_job(job_id=job_id)
+
+    def list_jobs(
+        self,
+        *,
+        visibility: Visibility = EVERYONE,
+        status: JobStatus | None = None,
+        pipeline_name: str | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> tuple[list[Job], str | None]:
+        """Newest first, keyset-paginated by an opaque cursor."""
+        query = select(*JOB_COLUMNS).where(visibility.clause())
+        if status is not None:
+            query = query.where(jobs.c.status == status.value)
+        if pipeline_name is not None:
+            query = query.where(jobs.c.pipeline_name == pipeline_name)
+        if cursor is not None:
+            created_at, job_id = decode_cursor(cursor)
+            query = query.where(
+                or_(
+                    jobs.c.created_at < created_at,
+                    and_(jobs.c.created_at == created_at, jobs.c.id < job_id),
+                )
+            )
+        query = query.order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit + 1)
+        with self._read() as connection:
+            rows = connection.execute(query).all()
+        items = [to_job(row._mapping) for row in rows[:limit]]
+        next_cursor = encode_cursor(items[-1]) if len(rows) > limit else None
+        return items, next_cursor
+
+    def list_events(self, *, job_id: str, visibility: Visibility = EVERYONE) -> list[JobEvent]:
+        """The job's state transitions, oldest first."""
+        self.get_job(job_id=job_id, visibility=visibility)
+        with self._read() as connection:
+            rows = connection.execute(
+                select(job_events).where(job_events.c.job_id == job_id).order_by(job_events.c.id)
+            ).all()
+        return [
+            JobEvent(
+                at=row.at,
+                status=row.status,
+                reason=row.reason,
+                attempt=row.attempt,
+                worker=row.worker,
+            )
+            for row in rows
+        ]
+
+
+def _request_hash(request: JobCreate) -> str:
+    canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()

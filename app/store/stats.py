@@ -1,0 +1,66 @@
+"""Operations on the store as a whole: liveness, counts for metrics, retention."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import case, delete, func, literal, select
+
+from app.store.base import StoreBase
+from app.store.rows import TERMINAL
+from app.store.tables import job_events, job_output, jobs
+
+
+class StoreStats(StoreBase):
+    """Ping, job counts and duration buckets, purge of old finished jobs."""
+
+    def ping(self) -> None:
+        """A round trip to the database; raises if it does not answer."""
+        with self._read() as connection:
+            connection.execute(select(literal(1))).scalar_one()
+
+    def job_counts(self) -> list[tuple[str, str, str, int]]:
+        """(status, pipeline, queue, count) for every combination present."""
+        with self._read() as connection:
+            rows = connection.execute(
+                select(jobs.c.status, jobs.c.pipeline_name, jobs.c.queue, func.count()).group_by(
+                    jobs.c.status, jobs.c.pipeline_name, jobs.c.queue
+                )
+            ).all()
+        return [(row[0], row[1], row[2], int(row[3])) for row in rows]
+
+    def duration_buckets(self, bounds: Sequence[float]) -> dict[str, tuple[list[int], int, float]]:
+        """Per pipeline: cumulative counts of finished runs under each bound, count, sum."""
+        columns = [func.sum(case((jobs.c.execution_time <= bound, 1), else_=0)) for bound in bounds]
+        with self._read() as connection:
+            rows = connection.execute(
+                select(
+                    jobs.c.pipeline_name, func.count(), func.sum(jobs.c.execution_time), *columns
+                )
+                .where(jobs.c.execution_time.is_not(None))
+                .group_by(jobs.c.pipeline_name)
+            ).all()
+        return {
+            row[0]: ([int(value or 0) for value in row[3:]], int(row[1]), float(row[2] or 0))
+            for row in rows
+        }
+
+    def purge_finished(self, *, completed_before: datetime, batch: int = 500) -> int:
+        """Delete one batch of terminal jobs (with output and events) finished before a time."""
+        with self._write() as connection:
+            ids = (
+                connection.execute(
+                    select(jobs.c.id)
+                    .where(jobs.c.status.in_(TERMINAL), jobs.c.completed_at < completed_before)
+                    .order_by(jobs.c.completed_at)
+                    .limit(batch)
+                )
+                .scalars()
+                .all()
+            )
+            if ids:
+                connection.execute(delete(job_output).where(job_output.c.job_id.in_(ids)))
+                connection.execute(delete(job_events).where(job_events.c.job_id.in_(ids)))
+                connection.execute(delete(jobs).where(jobs.c.id.in_(ids)))
+        return len(ids)

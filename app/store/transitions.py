@@ -1,0 +1,225 @@
+"""Job state transitions, each a compare-and-set on (id, status[, attempt]).
+
+Celery delivers at least once, so a redelivered task that cannot claim its job
+does nothing, only the attempt that claimed a job may finish it, and terminal
+states never change.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+
+from app.core.exceptions import JobConflict
+from app.schemas.jobs import Job, JobStatus
+from app.store.jobs import JobRecords
+from app.store.rows import JOB_COLUMNS, owned, record_event, to_job
+from app.store.tables import jobs
+from app.store.types import EVERYONE, Claim, RunOutcome, Visibility, utcnow
+
+logger = logging.getLogger(__name__)
+
+
+class JobTransitions(JobRecords):
+    """Dispatch bookkeeping, claim, heartbeat, finish, cancel and reaping of lost runs."""
+
+    def jobs_to_dispatch(
+        self, *, redispatch_after: timedelta, limit: int = 200
+    ) -> list[tuple[Job, bool]]:
+        """Pending jobs never published, or published long ago and still unclaimed.
+
+        Each comes with whether it was published before (a re-publish)."""
+        now = utcnow()
+        with self._read() as connection:
+            rows = connection.execute(
+                select(*JOB_COLUMNS, jobs.c.dispatched_at, jobs.c.dispatch_count)
+                .where(
+                    jobs.c.status == JobStatus.pending.value,
+                    jobs.c.cancel_requested.is_(False),
+                    or_(
+                        jobs.c.dispatched_at.is_(None),
+                        jobs.c.dispatched_at < now - redispatch_after,
+                    ),
+                )
+                .order_by(jobs.c.created_at)
+                .limit(limit)
+            ).all()
+        due = []
+        for row in rows:
+            # Back off exponentially: a long queue is not a lost message.
+            backoff = redispatch_after * 2 ** min(max(row.dispatch_count - 1, 0), 6)
+            if row.dispatched_at is None or row.dispatched_at <= now - backoff:
+                due.append((to_job(row._mapping), row.dispatched_at is not None))
+        return due
+
+    def mark_dispatched(self, *, job_id: str) -> None:
+        """Note that a message for this job was just published."""
+        with self._write() as connection:
+            connection.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id, jobs.c.status == JobStatus.pending.value)
+                .values(dispatched_at=utcnow(), dispatch_count=jobs.c.dispatch_count + 1)
+            )
+
+    def forget_dispatches(self) -> None:
+        """Treat every pending job as never published (the broker was replaced)."""
+        with self._write() as connection:
+            connection.execute(
+                update(jobs)
+                .where(jobs.c.status == JobStatus.pending.value)
+                .values(dispatched_at=None, dispatch_count=0)
+            )
+
+    def mark_undispatched(self, *, job_id: str) -> None:
+        """The publish failed: leave the job for the maintenance pass."""
+        with self._write() as connection:
+            connection.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id, jobs.c.status == JobStatus.pending.value)
+                .values(dispatched_at=None)
+            )
+
+    def claim_job(self, *, job_id: str, worker: str) -> Claim | None:
+        """pending → running for exactly one caller; None if it is not ours to run."""
+        now = utcnow()
+        with self._write() as connection:
+            row = connection.execute(
+                update(jobs)
+                .where(
+                    jobs.c.id == job_id,
+                    jobs.c.status == JobStatus.pending.value,
+                    jobs.c.cancel_requested.is_(False),
+                )
+                .values(
+                    status=JobStatus.running.value,
+                    attempt=jobs.c.attempt + 1,
+                    worker=worker,
+                    started_at=now,
+                    heartbeat_at=now,
+                )
+                .returning(*JOB_COLUMNS)
+            ).one_or_none()
+            if row is None:
+                return None
+            record_event(connection, job_id, JobStatus.running, "claimed", row.attempt, worker, now)
+        return Claim(job=to_job(row._mapping), attempt=row.attempt)
+
+    def heartbeat(self, *, job_id: str, attempt: int) -> str | None:
+        """Refresh the job's heartbeat; returns why the run must stop, or None to go on."""
+        with self._write() as connection:
+            row = connection.execute(
+                update(jobs)
+                .where(*owned(job_id, attempt))
+                .values(heartbeat_at=utcnow())
+                .returning(jobs.c.cancel_requested, jobs.c.cancel_reason)
+            ).one_or_none()
+        if row is None:
+            return "the job is no longer owned by this attempt"
+        if row.cancel_requested:
+            return str(row.cancel_reason or "cancelled")
+        return None
+
+    def finish_job(self, *, job_id: str, attempt: int, outcome: RunOutcome) -> bool:
+        """running → terminal, only for the attempt that claimed the job."""
+        now = utcnow()
+        with self._write() as connection:
+            worker = connection.execute(
+                update(jobs)
+                .where(*owned(job_id, attempt))
+                .values(
+                    status=outcome.status.value,
+                    completed_at=now,
+                    running_nodes=[],
+                    exit_code=outcome.exit_code,
+                    execution_time=outcome.execution_time,
+                    error_message=outcome.error_message,
+                    results=outcome.results,
+                )
+                .returning(jobs.c.worker)
+            ).scalar_one_or_none()
+            if worker is None:
+                return False
+            record_event(
+                connection, job_id, outcome.status, outcome.error_message, attempt, worker, now
+            )
+        logger.info(
+            "job %s %s (exit code %s)",
+            job_id,
+            outcome.status.value,
+            outcome.exit_code,
+            extra={"job_id": job_id},
+        )
+        return True
+
+    def request_cancel(self, *, job_id: str, reason: str, visibility: Visibility = EVERYONE) -> Job:
+        """Cancel a pending job at once, or ask the attempt running it to stop."""
+        for _ in range(5):
+            job = self.get_job(job_id=job_id, visibility=visibility)
+            if job.status.is_terminal:
+                raise JobConflict(f"job {job_id} is already {job.status.value}")
+            if self._cancel_if_still(job.status, job_id=job_id, reason=reason):
+                return self._get(job_id)
+        raise JobConflict(f"job {job_id} changed state while being cancelled; try again")
+
+    def _cancel_if_still(self, status: JobStatus, *, job_id: str, reason: str) -> bool:
+        now = utcnow()
+        still = (jobs.c.id == job_id, jobs.c.status == status.value)
+        with self._write() as connection:
+            if status == JobStatus.running:
+                return bool(
+                    connection.execute(
+                        update(jobs)
+                        .where(*still)
+                        .values(cancel_requested=True, cancel_reason=reason)
+                    ).rowcount
+                )
+            cancelled = connection.execute(
+                update(jobs)
+                .where(*still)
+                .values(
+                    status=JobStatus.cancelled.value,
+                    completed_at=now,
+                    cancel_requested=True,
+                    cancel_reason=reason,
+                    error_message=reason,
+                )
+            ).rowcount
+            if cancelled:
+                record_event(connection, job_id, JobStatus.cancelled, reason, 0, None, now)
+        return bool(cancelled)
+
+    def fail_lost_jobs(self, *, stale_before: datetime, reason: str) -> list[str]:
+        """Fail running jobs whose heartbeat is older than `stale_before`."""
+        with self._read() as connection:
+            rows = connection.execute(
+                select(jobs.c.id, jobs.c.attempt, jobs.c.worker).where(
+                    jobs.c.status == JobStatus.running.value, jobs.c.heartbeat_at < stale_before
+                )
+            ).all()
+        return [row.id for row in rows if self._fail_lost(row.id, row.attempt, row.worker, reason)]
+
+    def fail_jobs_of_worker(self, *, worker: str, reason: str) -> list[str]:
+        """Fail the running jobs a (re)starting worker had claimed: it no longer runs them."""
+        with self._read() as connection:
+            rows = connection.execute(
+                select(jobs.c.id, jobs.c.attempt).where(
+                    jobs.c.status == JobStatus.running.value, jobs.c.worker == worker
+                )
+            ).all()
+        return [row.id for row in rows if self._fail_lost(row.id, row.attempt, worker, reason)]
+
+    def _fail_lost(self, job_id: str, attempt: int, worker: str | None, reason: str) -> bool:
+        message = f"worker lost: {reason}" + (f" ({worker})" if worker else "")
+        outcome = RunOutcome(
+            status=JobStatus.failed,
+            exit_code=None,
+            execution_time=None,
+            error_message=message,
+            results={"error": message},
+        )
+        finished = self.finish_job(job_id=job_id, attempt=attempt, outcome=outcome)
+        if finished:
+            logger.warning("job %s failed: %s", job_id, message, extra={"job_id": job_id})
+        return finished

@@ -16,7 +16,9 @@ import os
 import selectors
 import signal
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -69,7 +71,8 @@ class _Run:
         with contextlib.suppress(OSError):  # a bigger pipe: fewer stalls for chatty runs
             fcntl.fcntl(output, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         try:
-            process = self._start(argv, output_end)
+            with self._heartbeats_meanwhile():  # warming a project can take seconds
+                process = self._start(argv, output_end)
         except OSError as exc:
             os.close(output)
             return _outcome(JobStatus.failed, None, None, f"could not start kedro: {exc}", {})
@@ -81,6 +84,23 @@ class _Run:
         self.parser.finish()
         self._flush()
         return self._outcome(returncode, execution_time)
+
+    @contextlib.contextmanager
+    def _heartbeats_meanwhile(self) -> Iterator[None]:
+        """Keep the job's heartbeat fresh from a thread while the caller blocks."""
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(self.settings.heartbeat_interval_seconds):
+                self._check_heartbeat()
+
+        thread = threading.Thread(target=beat, name=f"heartbeat-{self.job.id}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
 
     def _start(self, argv: list[str], output: int) -> RunProcess:
         """Fork the run from the warm server if asked and able, else start it cold."""

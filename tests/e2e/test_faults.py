@@ -275,7 +275,7 @@ def test_200_jobs_from_20_clients_on_2_workers_each_run_exactly_once(
     workers = set()
     for job_id in ids:
         job = client.get(f"/jobs/{job_id}").json()
-        assert job["status"] == "completed" and job["attempt"] == 1, job
+        assert job["status"] == "completed" and job["attempt"] == 1, (job["error_message"], job)
         assert read_log(client, job_id).count("Running node: add_five") == 1
         workers.add(job["worker"])
     assert len(workers) == 2

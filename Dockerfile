@@ -1,6 +1,6 @@
 # One image for both roles of the Kedro job gateway.
 #
-#   API (the default command):  uvicorn main:app --host 0.0.0.0 --port 8000
+#   API (the default command):  python main.py  (HOST=0.0.0.0, PORT=8000; the request limits)
 #   worker:                     celery -A worker worker --loglevel INFO [-Q queue] [-n name@%h]
 #   everything in one container (embedded Redis, one worker, SQLite, the example
 #   project; no CELERY_BROKER_URL set):   python main.py
@@ -50,5 +50,5 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/api/v1/health/live', timeout=4)"]
 
-# Exec form: uvicorn (or the worker's celery) is the process `docker stop` signals.
-CMD ["uvicorn", "main:app", "--host", "0.0.0.0", "--port", "8000"]
+# Exec form: the API (or the worker's celery) is the process `docker stop` signals.
+CMD ["python", "main.py"]

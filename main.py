@@ -1,4 +1,4 @@
-"""API entry: `uvicorn main:app`, or `python main.py`.
+"""API entry: `python main.py` (with the request limits), or `uvicorn main:app`.
 
 With no `CELERY_BROKER_URL`, `python main.py` runs standalone: it also starts an
 embedded Redis and one local Celery worker, and stops them on exit.
@@ -10,8 +10,7 @@ import logging
 import signal
 from types import FrameType
 
-import uvicorn
-
+from app.api.server import serve
 from app.application import create_app
 from app.core.config import get_settings
 from app.core.logs import configure_logging
@@ -35,11 +34,11 @@ def main() -> None:
     for stop_signal in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop_signal, _exit_cleanly)
     if settings.celery_broker_url:
-        uvicorn.run(app, host=settings.host, port=settings.port, log_config=None)
+        serve(app, settings)
         return
     with standalone_stack(settings) as stack:
         logger.info("standalone: API on http://%s:%s", stack.host, stack.port)
-        uvicorn.run(create_app(stack), host=stack.host, port=stack.port, log_config=None)
+        serve(create_app(stack), stack)
 
 
 if __name__ == "__main__":

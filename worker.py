@@ -13,6 +13,7 @@ from app.broker.presence import WorkerPresence
 from app.core.config import get_settings
 from app.core.logs import configure_logging
 from app.ops.maintenance import reap_restarted_worker
+from app.runner.run import sweep_run_dirs
 from app.services import build_core, core_for_this_process
 
 logger = logging.getLogger("worker")
@@ -31,6 +32,9 @@ def _prepare(sender: str | None = None, **_: Any) -> None:
     core = build_core(get_settings())
     if sender:
         reap_restarted_worker(core.manager, sender)
+    swept = sweep_run_dirs(core.manager)
+    if swept:
+        logger.info("removed %d run directories left by stopped workers", len(swept))
     core.manager.dispose()
 
 

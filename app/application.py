@@ -11,14 +11,16 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from app.api import api_router, dashboard, metrics
 from app.api.errors import install_error_handlers
-from app.api.limits import BodySizeLimit, JsonBodies
+from app.api.limits import BodySizeLimit, SameOriginJson
 from app.api.security import KeyRing
 from app.broker.publisher import Broker
 from app.core.config import Settings, get_settings
 from app.core.logs import configure_logging
+from app.ops.log_stream import FollowerSlots
 from app.ops.maintenance import maintain_forever
 from app.ops.metrics import GatewayCollector
 from app.ops.submit import Submitter
@@ -51,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.submitter = Submitter(manager=core.manager, broker=broker)
         app.state.registry = registry
         app.state.keyring = keyring
+        app.state.followers = FollowerSlots(settings.max_followers_per_user)
         collector = GatewayCollector(core.manager, broker, settings)
         registry.register(collector)
         maintenance = asyncio.create_task(maintain_forever(core.manager, broker, settings))
@@ -71,8 +74,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "follow them to their end.",
         lifespan=lifespan,
     )
-    app.add_middleware(JsonBodies)
+    app.add_middleware(SameOriginJson)
     app.add_middleware(BodySizeLimit)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts)
     install_error_handlers(app)
     app.include_router(api_router)
     app.include_router(dashboard.router)

@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import redis
@@ -109,6 +109,29 @@ def start_redis(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     return process, f"redis+socket://{socket_path}"
 
 
+# Settings the worker does not need (the API's keys), and those it reads from a private
+# file instead of its environment, which any process of the same user can read in /proc.
+_API_ONLY = {"API_KEYS", "ADMIN_USERS"}
+_SECRET = {"DATABASE_URL", "CELERY_BROKER_URL"}
+
+
+def worker_environment(
+    inherited: Mapping[str, str], *, secrets_file: Path, **secrets: str
+) -> dict[str, str]:
+    """The worker's environment: no API keys, and the connection URLs in a 0600 file."""
+    lines = [f'{name}="{_dotenv_quoted(value)}"\n' for name, value in secrets.items()]
+    descriptor = os.open(secrets_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.writelines(lines)
+    env = {k: v for k, v in inherited.items() if k.upper() not in _API_ONLY | _SECRET}
+    env["GATEWAY_ENV_FILE"] = str(secrets_file)
+    return env
+
+
+def _dotenv_quoted(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
 def absolute_database_url(url: str) -> str:
     """Resolve a relative SQLite path now, so child processes with another cwd agree."""
     parsed = make_url(url)
@@ -121,7 +144,8 @@ def absolute_database_url(url: str) -> str:
 def standalone_stack(settings: Settings) -> Iterator[Settings]:
     """Start Redis and one worker; yields the settings the API should use with them."""
     data_dir = settings.data_dir.resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    data_dir.chmod(0o700)  # the database, Redis's socket and the worker's secrets live here
     redis_process, broker_url = start_redis(data_dir)
     stack = settings.model_copy(
         update={
@@ -135,12 +159,13 @@ def standalone_stack(settings: Settings) -> Iterator[Settings]:
         core = build_core(stack)
         core.manager.forget_dispatches()  # a fresh Redis holds none of the old messages
         core.manager.dispose()
-        env = dict(
+        env = worker_environment(
             os.environ,
+            secrets_file=data_dir / "worker.env",
             CELERY_BROKER_URL=broker_url,
             DATABASE_URL=stack.database_url,
-            KEDRO_PROJECT_PATH=str(stack.kedro_project_path),
         )
+        env["KEDRO_PROJECT_PATH"] = str(stack.kedro_project_path)
         worker = start_guarded(
             celery_worker_argv(queues=DEFAULT_QUEUE, log_level=settings.log_level),
             grace=STOP_GRACE_SECONDS,

@@ -88,6 +88,7 @@ def settings(tmp_path: Path) -> Settings:
         celery_broker_url=f"redis+socket://{tmp_path / 'no-broker.sock'}",
         data_dir=tmp_path / "data",
         log_max_bytes=64 * 1024,
+        allowed_hosts=["testserver", "127.0.0.1", "localhost"],  # TestClient's host too
         _env_file=None,  # type: ignore[call-arg]
     )
 

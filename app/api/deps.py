@@ -64,6 +64,22 @@ def get_visibility(
     return caller
 
 
+def shows_details(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    api_key: Annotated[str | None, Security(_api_key)],
+) -> bool:
+    """Whether an endpoint open to monitors may show more than a monitor needs (project
+    paths, versions, worker and pipeline names): to a caller with a valid key, to anyone
+    while the API is open, or to anyone if `PUBLIC_DETAILS` says so."""
+    keyring: KeyRing = request.app.state.keyring
+    settings: Settings = request.app.state.settings
+    if settings.public_details or not keyring.enabled:
+        return True
+    presented = bearer.credentials if bearer is not None else api_key
+    return presented is not None and keyring.identify(presented) is not None
+
+
 def require_admin(caller: Annotated[Visibility, Depends(get_visibility)]) -> Visibility:
     """Only admins (or anyone, while the API is open) may do this."""
     if not caller.sees_all:
@@ -77,6 +93,7 @@ BrokerDep = Annotated[Broker, Depends(get_broker)]
 SubmitterDep = Annotated[Submitter, Depends(get_submitter)]
 VisibilityDep = Annotated[Visibility, Depends(get_visibility)]
 AdminDep = Annotated[Visibility, Depends(require_admin)]
+DetailsDep = Annotated[bool, Depends(shows_details)]
 
 
 def valid_job(job_id: UUID, manager: JobManagerDep, visibility: VisibilityDep) -> Job:

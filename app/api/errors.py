@@ -46,20 +46,32 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "internal server error"}, status_code=500)
 
 
+MAX_ERRORS = 20
+MAX_ECHO_CHARS = 200
+
+
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
-    """FastAPI's 422 list form, minus any `input` that JSON cannot carry (NaN, surrogates)."""
+    """FastAPI's 422 list form, bounded: at most `MAX_ERRORS` errors, each echoing at most
+    `MAX_ECHO_CHARS` of its input, and no `input` that JSON cannot carry (NaN, surrogates)."""
     errors = exc.errors() if isinstance(exc, RequestValidationError) else []
-    return JSONResponse({"detail": [_portable(error) for error in errors]}, status_code=422)
+    detail = [_portable(error) for error in errors[:MAX_ERRORS]]
+    if len(errors) > MAX_ERRORS:
+        detail.append({"type": "too_many_errors", "loc": [], "msg": f"{len(errors)} errors in all"})
+    return JSONResponse({"detail": detail}, status_code=422)
 
 
 def _portable(error: Any) -> Any:
     encoded = jsonable_encoder(error)
     try:
+        text = json.dumps(encoded.get("input"), allow_nan=False, ensure_ascii=False)
         json.dumps(encoded, allow_nan=False, ensure_ascii=False).encode()
     except (ValueError, UnicodeEncodeError):
         encoded.pop("input", None)
         encoded.pop("ctx", None)
         encoded["msg"] = str(encoded.get("msg", "")).encode("utf-8", "replace").decode()
+        return encoded
+    if len(text) > MAX_ECHO_CHARS:
+        encoded["input"] = text[:MAX_ECHO_CHARS] + f"... ({len(text)} characters in all)"
     return encoded
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import AbstractContextManager
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
@@ -12,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import JobDep, JobManagerDep, SubmitterDep, VisibilityDep
 from app.api.errors import error
-from app.ops.log_stream import follow_output
+from app.ops.log_stream import FollowerSlots, follow_output
 from app.schemas.jobs import Job, JobCreate, JobEventList, JobList, JobStatus, LogChunk
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -104,6 +105,7 @@ def cancel_job(job: JobDep, manager: JobManagerDep, visibility: VisibilityDep) -
     responses={
         200: {"content": {"text/event-stream": {"description": SSE_DESCRIPTION}}},
         404: error("Unknown job, or not yours."),
+        429: error("Too many logs followed at once by this user."),
     },
 )
 async def get_logs(
@@ -119,20 +121,25 @@ async def get_logs(
     """The run's combined stdout and stderr from a byte offset, or followed live (SSE)."""
     if follow or "text/event-stream" in request.headers.get("accept", ""):
         start = int(last_event_id) if last_event_id is not None else offset
+        followers: FollowerSlots = request.app.state.followers
+        followers.take(visibility.user_id)
         stream = follow_output(manager, job_id=job.id, offset=start, visibility=visibility)
-        return EventSourceResponse(_as_events(stream), ping=15)
+        return EventSourceResponse(_as_events(stream, followers.held(visibility.user_id)), ping=15)
     chunk = await run_in_threadpool(
         manager.read_output, job_id=job.id, offset=offset, limit=limit, visibility=visibility
     )
     return JSONResponse(chunk.model_dump(mode="json"))
 
 
-async def _as_events(stream: AsyncIterator[LogChunk | Job]) -> AsyncIterator[ServerSentEvent]:
-    async for item in stream:
-        if isinstance(item, LogChunk):
-            yield ServerSentEvent(item.data, event="log", id=str(item.next_offset))
-        else:
-            yield ServerSentEvent(item.model_dump_json(), event="end")
+async def _as_events(
+    stream: AsyncIterator[LogChunk | Job], slot: AbstractContextManager[None]
+) -> AsyncIterator[ServerSentEvent]:
+    with slot:
+        async for item in stream:
+            if isinstance(item, LogChunk):
+                yield ServerSentEvent(item.data, event="log", id=str(item.next_offset))
+            else:
+                yield ServerSentEvent(item.model_dump_json(), event="end")
 
 
 @router.get("/{job_id}/events", responses={404: error("Unknown job, or not yours.")})

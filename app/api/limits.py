@@ -1,4 +1,4 @@
-"""Request bodies: refuse those over a size cap, and read every body as JSON."""
+"""Request bodies: refuse those over a size cap, and unsafe requests from other sites."""
 
 from __future__ import annotations
 
@@ -51,22 +51,52 @@ async def _refuse(send: Send, status: int, detail: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-_NOT_STATED = {None, b"application/x-www-form-urlencoded"}
+UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+_SAME_ORIGIN = {b"same-origin", b"none"}
 
 
-class JsonBodies:
-    """Read a body sent without a type, or with curl's default form type, as JSON.
+class SameOriginJson:
+    """Unsafe requests carry JSON and come from this origin, or from no browser at all.
 
-    Every body this API takes is JSON, and `curl -d '{...}'` labels it as a form.
+    A page on another site can send a "simple" request (a form or text/plain body)
+    with no CORS preflight, so in open mode any page the operator visits could start
+    jobs. Browsers label such requests (`Origin`, `Sec-Fetch-Site`); other clients send
+    neither. A body sent with no type is read as JSON, for `curl -d` users.
     """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in {"POST", "PUT", "PATCH"}:
-            headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
-            stated = dict(scope["headers"]).get(b"content-type")
-            if stated in _NOT_STATED:
-                scope = dict(scope, headers=[*headers, (b"content-type", b"application/json")])
+        if scope["type"] == "http" and scope["method"] in UNSAFE_METHODS:
+            headers = dict(scope["headers"])
+            if _cross_site(headers):
+                await _refuse(send, 403, "cross-site requests are refused")
+                return
+            stated = headers.get(b"content-type")
+            if not stated:
+                kept = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+                scope = dict(scope, headers=[*kept, (b"content-type", _JSON)])
+            elif not _is_json(stated):
+                await _refuse(send, 415, "send the request body as application/json")
+                return
         await self.app(scope, receive, send)
+
+
+_JSON = b"application/json"
+
+
+def _is_json(content_type: bytes) -> bool:
+    media = content_type.split(b";", 1)[0].strip().lower()
+    return media == _JSON or (media.startswith(b"application/") and media.endswith(b"+json"))
+
+
+def _cross_site(headers: dict[bytes, bytes]) -> bool:
+    fetch_site = headers.get(b"sec-fetch-site")
+    if fetch_site is not None and fetch_site.lower() not in _SAME_ORIGIN:
+        return True
+    origin = headers.get(b"origin")
+    if origin is None:
+        return False
+    host = headers.get(b"host", b"")
+    return origin.partition(b"://")[2].lower() != host.lower()

@@ -7,6 +7,7 @@ mutating `os.environ`.
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import timedelta
 from functools import lru_cache
@@ -47,13 +48,31 @@ class Settings(BaseSettings):
     api_keys: SecretStr | None = None
     admin_users: Annotated[list[str], NoDecode] = Field(default_factory=list)
     job_retention_days: float | None = Field(default=None, gt=0)
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_header_bytes: int = Field(default=32 * 1024, ge=1024)
+    max_header_count: int = Field(default=100, ge=10)
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    max_connections: int = Field(default=512, ge=1)
+    max_followers_per_user: int = Field(default=8, ge=1)
+    public_details: bool = False
 
-    @field_validator("kedro_env_passthrough", "admin_users", mode="before")
+    @field_validator("kedro_env_passthrough", "admin_users", "allowed_hosts", mode="before")
     @classmethod
     def _split_names(cls, value: object) -> object:
         if isinstance(value, str):
             return [name.strip() for name in value.split(",") if name.strip()]
         return value
+
+    @property
+    def trusted_hosts(self) -> list[str]:
+        """`ALLOWED_HOSTS`, or by default: any host with API keys on (a rebinding page has no
+        key), else only the bind address and localhost (so DNS rebinding cannot reach it)."""
+        if self.allowed_hosts:
+            return self.allowed_hosts
+        if self.api_keys is not None:
+            return ["*"]
+        return list(dict.fromkeys([self.host, "localhost", "127.0.0.1", "::1", "[::1]"]))
 
     @property
     def worker_lost_after(self) -> timedelta:
@@ -67,5 +86,9 @@ class Settings(BaseSettings):
 
 @lru_cache
 def get_settings() -> Settings:
-    """The process-wide settings, read from the environment once."""
-    return Settings()
+    """The process-wide settings, read once from the environment, `.env`, and the files
+    `GATEWAY_ENV_FILE` names, `:`-separated (where secrets go to stay out of the process
+    environment, which any process of the same user can read in /proc)."""
+    named = os.environ.get("GATEWAY_ENV_FILE", "").split(os.pathsep)
+    env_files = (".env", *(path for path in named if path))
+    return Settings(_env_file=env_files)  # type: ignore[call-arg]

@@ -6,6 +6,7 @@ GatewayError
  ├── JobConflict            409: the job is terminal, or an idempotency key is reused
  ├── InvalidJobRequest      422: a request that is well-formed but cannot run
  │    └── InvalidCursor     422: a list cursor this API did not hand out
+ ├── TooManyRequests        429: a per-caller limit is reached (e.g. log followers)
  └── BrokerUnavailable      503: a message that must be sent now could not be
 """
 
@@ -38,6 +39,10 @@ class InvalidJobRequest(GatewayError):
 
 class InvalidCursor(InvalidJobRequest):
     """A cursor this API did not hand out."""
+
+
+class TooManyRequests(GatewayError):
+    status_code = 429
 
 
 class BrokerUnavailable(GatewayError):

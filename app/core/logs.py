@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 from collections.abc import Iterator
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -31,6 +32,23 @@ class _JobIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "job_id", None) is None:
             record.job_id = _current_job.get()
+        return True
+
+
+_CREDENTIAL_PARAMETER = re.compile(
+    r"([?&](?:[^=&]*(?:key|token|secret|password|auth)[^=&]*)=)[^&\s\"]*", re.IGNORECASE
+)
+
+
+class _CredentialFilter(logging.Filter):
+    """Blank query-string values that look like credentials (`?api_key=...`) in access logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _CREDENTIAL_PARAMETER.sub(r"\1[redacted]", arg) if isinstance(arg, str) else arg
+                for arg in record.args
+            )
         return True
 
 
@@ -62,6 +80,7 @@ def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
         JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
     )
     handler.addFilter(_JobIdFilter())
+    handler.addFilter(_CredentialFilter())
     handler._gateway = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level.upper())

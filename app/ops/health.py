@@ -42,8 +42,13 @@ async def _run(check: Callable[[], Any]) -> tuple[bool, Any]:
     return True, value
 
 
-async def check_health(manager: JobManager, broker: Broker, settings: Settings) -> dict[str, Any]:
-    """The contract's readiness body; `status` is `ok` only if every check is."""
+async def check_health(
+    manager: JobManager, broker: Broker, settings: Settings, *, details: bool = True
+) -> dict[str, Any]:
+    """The contract's readiness body; `status` is `ok` only if every check is.
+
+    Without `details`, each check says only `ok` (and whether it failed): no worker,
+    host, queue or project names, paths or versions."""
     (db_ok, db_error), (broker_ok, broker_error), (listed, workers) = await asyncio.gather(
         _run(manager.ping),
         _run(broker.ping),
@@ -60,6 +65,8 @@ async def check_health(manager: JobManager, broker: Broker, settings: Settings) 
         unknown = {"ok": False, "error": f"cannot list workers: {workers}"}
         checks["workers"] = checks["kedro_project"] = unknown
     status = "ok" if all(check["ok"] for check in checks.values()) else "degraded"
+    if not details:
+        checks = {name: {"ok": check["ok"]} for name, check in checks.items()}
     return {"status": status, "checks": checks}
 
 

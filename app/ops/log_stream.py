@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import threading
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from functools import partial
 
 import anyio
 
+from app.core.exceptions import TooManyRequests
 from app.schemas.jobs import Job, LogChunk
 from app.store import JobManager, Visibility
 
@@ -38,3 +42,35 @@ async def follow_output(
         if chunk.next_offset == offset:
             await anyio.sleep(POLL_SECONDS)
         offset = chunk.next_offset
+
+
+class FollowerSlots:
+    """At most `per_user` live followers per user in this process: each holds a
+    connection and polls the database, so one caller cannot exhaust either."""
+
+    def __init__(self, per_user: int) -> None:
+        self._per_user = per_user
+        self._taken: Counter[str | None] = Counter()
+        self._lock = threading.Lock()
+
+    def take(self, user: str | None) -> None:
+        """Take a slot, or raise `TooManyRequests`."""
+        with self._lock:
+            if self._taken[user] >= self._per_user:
+                raise TooManyRequests(
+                    f"at most {self._per_user} followed logs at a time per user; "
+                    "close one, or read by offset"
+                )
+            self._taken[user] += 1
+
+    def give_back(self, user: str | None) -> None:
+        with self._lock:
+            self._taken[user] -= 1
+
+    @contextmanager
+    def held(self, user: str | None) -> Iterator[None]:
+        """Release the slot taken for `user` when the block ends."""
+        try:
+            yield
+        finally:
+            self.give_back(user)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterator
+from contextvars import ContextVar
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
@@ -22,6 +23,13 @@ from app.store import JobManager
 logger = logging.getLogger(__name__)
 
 DURATION_BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600)
+ALL_PIPELINES = "_all"
+# Whether this scrape may name pipelines (set by the endpoint for the caller at hand).
+pipeline_names_shown: ContextVar[bool] = ContextVar("pipeline_names_shown", default=True)
+
+
+def _pipeline_label(name: str) -> str:
+    return name if pipeline_names_shown.get() else ALL_PIPELINES
 
 
 class GatewayCollector(Collector):
@@ -66,7 +74,8 @@ class GatewayCollector(Collector):
         by_pipeline: dict[str, int] = defaultdict(int)
         by_finish: dict[tuple[str, str], int] = defaultdict(int)
         by_status: dict[tuple[str, str], int] = defaultdict(int)
-        for status, pipeline, queue, count in counts:
+        for status, name, queue, count in counts:
+            pipeline = _pipeline_label(name)
             by_pipeline[pipeline] += count
             by_status[(status, queue)] += count
             if JobStatus(status).is_terminal:
@@ -88,9 +97,18 @@ class GatewayCollector(Collector):
             "Wall time of finished kedro runs",
             labels=["pipeline"],
         )
-        for pipeline, (cumulative, count, total) in sorted(
-            self._manager.duration_buckets(DURATION_BUCKETS).items()
-        ):
+        merged: dict[str, tuple[list[int], int, float]] = {}
+        for name, (cumulative, count, total) in self._manager.duration_buckets(
+            DURATION_BUCKETS
+        ).items():
+            label = _pipeline_label(name)
+            before = merged.get(label, ([0] * len(DURATION_BUCKETS), 0, 0.0))
+            merged[label] = (
+                [a + b for a, b in zip(before[0], cumulative, strict=True)],
+                before[1] + count,
+                before[2] + total,
+            )
+        for pipeline, (cumulative, count, total) in sorted(merged.items()):
             buckets = [
                 (str(float(b)), c) for b, c in zip(DURATION_BUCKETS, cumulative, strict=True)
             ]

@@ -14,6 +14,7 @@ import fcntl
 import logging
 import os
 import selectors
+import shutil
 import signal
 import tempfile
 import threading
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from app.core.config import Settings
+from app.core.exceptions import JobNotFound
 from app.runner.cold import start_cold
 from app.runner.command import build_argv, build_run_config, kedro_environment
 from app.runner.groups import RunProcess, signal_group, stop_group
@@ -40,6 +42,7 @@ FLUSH_BYTES = 1024 * 1024  # store output in batches of up to 1 MiB (or every 0.
 READ_BYTES = 1024 * 1024
 PIPE_BYTES = 1024 * 1024  # the default cap of /proc/sys/fs/pipe-max-size
 KILL_GRACE_SECONDS = 3.0
+RUN_DIR_PREFIX = "kedro-job-"  # then the job id: a run's private directory (its run config)
 
 
 class _Run:
@@ -60,7 +63,7 @@ class _Run:
 
     def execute(self, workdir: Path) -> RunOutcome:
         config_path = workdir / f"run-config-{self.job.id}.json"
-        config_path.write_text(dump_run_config(build_run_config(self.job)), encoding="utf-8")
+        _write_private(config_path, dump_run_config(build_run_config(self.job)))
         argv = build_argv(
             self.job, config_path=config_path, kedro_python=self.settings.kedro_python
         )
@@ -258,7 +261,31 @@ class KedroRunner:
 
     def run(self, claim: Claim) -> RunOutcome:
         """Run the claimed attempt to its end and store the outcome."""
-        with tempfile.TemporaryDirectory(prefix=f"kedro-job-{claim.job.id}-") as workdir:
+        with tempfile.TemporaryDirectory(prefix=f"{RUN_DIR_PREFIX}{claim.job.id}-") as workdir:
             outcome = _Run(claim, self._manager, self._settings).execute(Path(workdir))
         self._manager.finish_job(job_id=claim.job.id, attempt=claim.attempt, outcome=outcome)
         return outcome
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (a run config holds the job's parameters)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(text)
+
+
+def sweep_run_dirs(manager: JobManager, *, root: Path | None = None) -> list[Path]:
+    """Remove the run directories that killed workers left behind, except those of jobs
+    still running (another worker on this machine may own them)."""
+    root = root or Path(tempfile.gettempdir())
+    swept = []
+    for path in root.glob(f"{RUN_DIR_PREFIX}*"):
+        job_id = path.name[len(RUN_DIR_PREFIX) :][:36]
+        try:
+            running = manager.get_job(job_id=job_id).status == JobStatus.running
+        except JobNotFound:
+            running = False
+        if not running and path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+            swept.append(path)
+    return swept

@@ -5,7 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    and_,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 
 from app.schemas.jobs import LogChunk
 from app.store.jobs import JobRecords
@@ -108,17 +119,8 @@ class OutputLog(JobRecords):
     ) -> LogChunk:
         """Output from `offset` (skipping any dropped gap), cut at UTF-8 character boundaries."""
         job = self.get_job(job_id=job_id, visibility=visibility)
-        with self._read() as connection:
-            rows = connection.execute(
-                select(job_output.c.offset, job_output.c.data)
-                .where(
-                    job_output.c.job_id == job_id,
-                    job_output.c.offset + job_output.c.size > offset,
-                )
-                .order_by(job_output.c.offset)
-            ).all()
         # Read a little past `limit` to see whether it cuts a character in two.
-        start, data, resume_at = _contiguous(rows, offset=offset, limit=limit + 3)
+        start, data, resume_at = self._read_range(job_id, offset=offset, want=limit + 3)
         skip = _leading_continuation_bytes(data)  # never start inside a character
         start, data = start + skip, data[skip:]
         next_offset = None
@@ -140,6 +142,43 @@ class OutputLog(JobRecords):
             data=data.decode("utf-8", "replace"),
             complete=complete,
         )
+
+    def _read_range(self, job_id: str, *, offset: int, want: int) -> tuple[int, bytes, int | None]:
+        """Up to `want` contiguous bytes from `offset` (or the first kept byte after it), and
+        where output resumes if they end at a dropped gap. Bounded in SQL: only the bytes of
+        the range leave the database, whatever the size of the log."""
+        owned = job_output.c.job_id == job_id
+        with self._read() as connection:
+            first = connection.execute(
+                select(job_output.c.offset)
+                .where(owned, job_output.c.offset + job_output.c.size > offset)
+                .order_by(job_output.c.offset)
+                .limit(1)
+            ).scalar_one_or_none()
+            if first is None:
+                return offset, b"", None
+            start = max(offset, first)
+            skip = case((job_output.c.offset < start, start - job_output.c.offset), else_=0)
+            rows = connection.execute(
+                select(
+                    (job_output.c.offset + skip).label("offset"),
+                    func.substr(job_output.c.data, cast(skip + 1, Integer), want).label("data"),
+                )
+                .where(
+                    owned,
+                    job_output.c.offset < start + want,
+                    job_output.c.offset + job_output.c.size > start,
+                )
+                .order_by(job_output.c.offset)
+            ).all()
+            start, data, resume_at = _contiguous(rows, offset=start, limit=want)
+            if resume_at is None and len(data) < want:  # a gap wider than the range?
+                resume_at = connection.execute(
+                    select(func.min(job_output.c.offset)).where(
+                        owned, job_output.c.offset > start + len(data)
+                    )
+                ).scalar_one_or_none()
+        return start, bytes(data), resume_at
 
 
 def _contiguous(rows: Sequence[Any], *, offset: int, limit: int) -> tuple[int, bytes, int | None]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -72,3 +74,52 @@ def test_standalone_runs_a_job_and_a_stop_signal_stops_every_process(
     finally:
         if main.poll() is None:
             os.killpg(main.pid, signal.SIGKILL)
+
+
+def test_standalone_keeps_secrets_out_of_the_worker_and_files_private(tmp_path: Path) -> None:
+    """With API keys on: the worker's and the run's environments hold no gateway secret,
+    and the data directory, database and the worker's settings file are owner-only."""
+    port = free_port()
+    key = "k-" + "s" * 30
+    data = tmp_path / "data"
+    env = scrubbed_env(
+        PORT=str(port),
+        DATA_DIR=str(data),
+        DATABASE_URL=f"sqlite:///{data / 'jobs.db'}",
+        API_KEYS=f"ops:{key}",
+    )
+    log_path = tmp_path / "main.log"
+    with log_path.open("wb") as log:
+        main = subprocess.Popen(
+            [sys.executable, "main.py"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_for_api(f"http://127.0.0.1:{port}", main, log_path.read_text, timeout=60)
+        headers = {"X-API-Key": key}
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}/api/v1", headers=headers) as client:
+            job = submit(client, pipeline_name="environ")
+            done = wait_for_status(client, job["id"], timeout=90)
+            assert done["status"] == "completed", done
+            output = client.get(f"/jobs/{job['id']}/logs").json()["data"]
+        run_env = json.loads(output.split("ENVIRON ", 1)[1].splitlines()[0])
+        workers = [
+            p
+            for p in psutil.Process(main.pid).children(recursive=True)
+            if "celery" in " ".join(p.cmdline()) and "worker" in p.cmdline()
+        ]
+        assert workers
+        for environment in [run_env, *(worker.environ() for worker in workers)]:
+            for secret in ("API_KEYS", "DATABASE_URL", "CELERY_BROKER_URL"):
+                assert secret not in environment
+            assert key not in json.dumps(environment)
+        assert stat.S_IMODE(data.stat().st_mode) == 0o700
+        for private in (data / "jobs.db", data / "worker.env"):
+            assert stat.S_IMODE(private.stat().st_mode) == 0o600, private
+    finally:
+        os.killpg(main.pid, signal.SIGTERM)
+        main.wait(timeout=60)

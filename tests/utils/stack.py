@@ -267,19 +267,8 @@ class Stack:
     def start_api(self, **env: str) -> ServiceProcess:
         self.port = self.port or free_port()
         api = ServiceProcess(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "main:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--log-level",
-                "warning",
-            ],
-            self.env(**env),
+            [sys.executable, "main.py"],
+            self.env(HOST="127.0.0.1", PORT=str(self.port), **env),
             self.directory / "api.log",
         )
         api.start()

@@ -1,0 +1,136 @@
+"""uvicorn with limits that hold without a reverse proxy in front.
+
+httptools, uvicorn's fast parser, buffers a header of any size and waits for a
+slow client forever: one connection sending an 80 MB header stalled the event
+loop for seconds, and a byte every few seconds kept a connection open for good.
+This protocol cuts a request head off past `MAX_HEADER_BYTES` or
+`MAX_HEADER_COUNT` (431) and a request whose head or body is not in within
+`HEADER_TIMEOUT_SECONDS` / `BODY_TIMEOUT_SECONDS` (408), and uvicorn's own
+`limit_concurrency` answers 503 past `MAX_CONNECTIONS`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from app.core.config import Settings
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    max_header_bytes: int
+    max_header_count: int
+    header_timeout: float
+    body_timeout: float
+
+
+class LimitedHttpProtocol(HttpToolsProtocol):
+    """HttpToolsProtocol that bounds the size and the time of each request's head and body."""
+
+    limits = RequestLimits(
+        max_header_bytes=32 * 1024, max_header_count=100, header_timeout=10.0, body_timeout=30.0
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_head = True
+        self._head_bytes = 0
+        self._header_count = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._refused = False
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        if self._in_head:
+            self._head_bytes += len(data)
+            if self._timer is None:
+                self._start_timer(self.limits.header_timeout)
+        super().data_received(data)
+        if self._in_head and not self._refused and self._head_too_large():
+            self._refuse(431, "request header fields too large")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_count += 1
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._head_bytes = self._header_count = 0
+        self._start_timer(self.limits.body_timeout)
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._in_head = True
+        self._cancel_timer()
+        super().on_message_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_timer()
+        super().connection_lost(exc)
+
+    def _head_too_large(self) -> bool:
+        limits = self.limits
+        return self._head_bytes > limits.max_header_bytes or (
+            self._header_count > limits.max_header_count
+        )
+
+    def _start_timer(self, seconds: float) -> None:
+        self._cancel_timer()
+        self._timer = self.loop.call_later(seconds, self._timed_out)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        what = "request header" if self._in_head else "request body"
+        self._refuse(408, f"{what} not received in time")
+
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer `status` (unless a response is under way) and close the connection."""
+        self._refused = True
+        self._cancel_timer()
+        if self.transport.is_closing():
+            return
+        if self.cycle is None or not self.cycle.response_started:
+            body = message.encode()
+            self.transport.write(
+                STATUS_LINE[status]
+                + b"content-type: text/plain; charset=utf-8\r\n"
+                + b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body)
+                + body
+            )
+        self.logger.warning("refused a request from %s: %s", self.client, message)
+        self.transport.close()
+
+
+def limited_protocol(settings: Settings) -> type[LimitedHttpProtocol]:
+    """The protocol class with the settings' limits (uvicorn instantiates it per connection)."""
+    limits = RequestLimits(
+        max_header_bytes=settings.max_header_bytes,
+        max_header_count=settings.max_header_count,
+        header_timeout=settings.header_timeout_seconds,
+        body_timeout=settings.body_timeout_seconds,
+    )
+    return type("ConfiguredHttpProtocol", (LimitedHttpProtocol,), {"limits": limits})
+
+
+def serve(app: Any, settings: Settings) -> None:
+    """Run the API on the settings' address, with the request limits, until stopped."""
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        http=limited_protocol(settings),
+        limit_concurrency=settings.max_connections,
+        timeout_keep_alive=5,
+        log_config=None,
+    )

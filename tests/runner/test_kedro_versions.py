@@ -113,3 +113,26 @@ def test_a_job_kedro_0_19_cannot_run_fails_before_starting_it(
     assert outcome.status == done.status == JobStatus.failed
     assert done.exit_code is None and done.output_bytes == 0
     assert done.error_message is not None and "Kedro 0.19" in done.error_message
+
+
+def test_a_cold_run_on_kedro_0_19_completes_with_named_progress(
+    manager: JobManager, settings: Settings, kedro019: Kedro019
+) -> None:
+    job, _ = manager.create_job(
+        request=JobCreate(
+            pipeline_name="arithmetic", parameters={"initial_value": 7}, runner="ParallelRunner"
+        ),
+        user_id=None,
+        dispatched=True,
+    )
+    claim = manager.claim_job(job_id=job.id, worker="test@host")
+    assert claim is not None
+    on_019 = _on(settings, kedro019)
+    report = inspect_project(on_019)
+    KedroRunner(manager=manager, settings=on_019, project=report).run(claim)
+    done = manager.get_job(job_id=job.id)
+    assert done.status == JobStatus.completed, done.error_message
+    assert done.results is not None and done.results["runner"] == "cold"
+    assert sorted(done.results["node_seconds"]) == sorted(ARITHMETIC_RUNNING_NAMES.values())
+    assert done.progress.completed_node_names == list(ARITHMETIC_RUNNING_NAMES.values())
+    assert done.progress.running_node_names == []

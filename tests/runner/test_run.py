@@ -135,7 +135,8 @@ def test_what_kedro_0_19_cannot_run_is_refused_naming_the_version(manager: JobMa
 
 def test_the_largest_accepted_run_config_loads_in_omegaconf(manager: JobManager) -> None:
     """The parameters' node budget leaves room for every run option the file can hold."""
-    parameters = {"lst": list(range(MAX_PARAMETER_NODES - 3))}
+    pairs = (MAX_PARAMETER_NODES - 4) // 2  # 1 + 2 per scalar + 3 for a one-item list
+    parameters: dict[str, object] = {f"k{i}": i for i in range(pairs)} | {"lst": [0]}
     assert yaml_nodes(parameters) == MAX_PARAMETER_NODES
     names = {
         option: ["x"]
@@ -150,10 +151,12 @@ def test_the_largest_accepted_run_config_loads_in_omegaconf(manager: JobManager)
         load_versions={"ds": "v"},
         **names,
     )
-    for version in ("1.7.0", "0.19.14"):
-        config = build_run_config(claim.job, kedro_version=version)
-        assert yaml_nodes(config) == OMEGACONF_NODE_LIMIT  # OmegaConf refuses only above it
-        assert OmegaConf.to_container(OmegaConf.create(dump_run_config(config))) == config
+    for version in ("1.7.0", "0.19.14"):  # `namespaces` or `namespace`: the same count
+        assert yaml_nodes(build_run_config(claim.job, kedro_version=version)) == (
+            OMEGACONF_NODE_LIMIT  # OmegaConf refuses only above it
+        )
+    config = build_run_config(claim.job, kedro_version="1.7.0")
+    assert OmegaConf.to_container(OmegaConf.create(dump_run_config(config))) == config
 
 
 def test_environment_is_allowlisted(settings: Settings) -> None:

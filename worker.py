@@ -9,7 +9,7 @@ from celery.signals import celeryd_init, worker_ready, worker_shutdown
 
 from app.broker import tasks  # noqa: F401  (registers the tasks)
 from app.broker.celery_app import celery_app
-from app.broker.presence import WorkerPresence
+from app.broker.presence import WorkerPresence, inspect_and_remember
 from app.core.config import get_settings
 from app.core.logs import configure_logging
 from app.ops.maintenance import reap_restarted_worker
@@ -24,10 +24,12 @@ _presence: list[WorkerPresence] = []
 
 @celeryd_init.connect  # type: ignore[untyped-decorator]
 def _prepare(sender: str | None = None, **_: Any) -> None:
-    """Before consuming: upgrade the schema and fail what this worker name had claimed.
+    """Before consuming: upgrade the schema, fail what this worker name had claimed, and
+    inspect the Kedro project.
 
     A worker that starts runs nothing yet, so a `running` job recorded under its
-    name belongs to a previous incarnation that died.
+    name belongs to a previous incarnation that died. The project is inspected here,
+    before the pool forks, so every pool process runs jobs knowing its Kedro version.
     """
     core = build_core(get_settings())
     if sender:
@@ -36,6 +38,7 @@ def _prepare(sender: str | None = None, **_: Any) -> None:
     if swept:
         logger.info("removed %d run directories left by stopped workers", len(swept))
     core.manager.dispose()
+    inspect_and_remember(get_settings())
 
 
 @worker_ready.connect  # type: ignore[untyped-decorator]

@@ -16,6 +16,7 @@ import pytest
 from app.core.config import Settings
 from app.services import build_core
 from app.store import JobManager
+from tests.utils.kedro019 import Kedro019, build_kedro019
 from tests.utils.postgres import (
     DATABASES,
     PostgresServer,
@@ -126,3 +127,12 @@ def stack(
         RUNNER_MODE=runner_mode,
     ) as started:
         yield started
+
+
+@pytest.fixture(scope="session")
+def kedro019() -> Kedro019:
+    """The example project made by Kedro 0.19's `kedro new`, in its own virtualenv.
+
+    Built when missing (about 45 s, PyPI), so a clean CI machine runs the 0.19 cases too.
+    """
+    return build_kedro019()

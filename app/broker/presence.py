@@ -19,11 +19,43 @@ from app.store import JobManager
 logger = logging.getLogger(__name__)
 
 
-def publish_project(
-    manager: JobManager, settings: Settings, *, worker: str, queues: Sequence[str]
-) -> ProjectReport:
-    """Inspect the Kedro project and store its pipelines for every queue this worker serves."""
+# What this process last learnt of its Kedro project. A worker inspects before its pool
+# forks (`inspect_and_remember` at startup), so every pool process starts knowing the
+# project's Kedro version and nodes without asking the project's interpreter again.
+_known: dict[tuple[str, str], ProjectReport] = {}
+
+
+def _key(settings: Settings) -> tuple[str, str]:
+    return (str(settings.kedro_project_path), settings.kedro_python)
+
+
+def inspect_and_remember(settings: Settings) -> ProjectReport:
+    """Inspect the Kedro project and keep the report for this process's runs."""
     report = inspect_project(settings)
+    if report.ok:
+        _known[_key(settings)] = report
+    return report
+
+
+def known_project(settings: Settings) -> ProjectReport | None:
+    """The last good report on the project, if this process has one."""
+    return _known.get(_key(settings))
+
+
+def publish_project(
+    manager: JobManager,
+    settings: Settings,
+    *,
+    worker: str,
+    queues: Sequence[str],
+    fresh: bool = True,
+) -> ProjectReport:
+    """Store the project's pipelines for every queue this worker serves.
+
+    The project is inspected anew unless `fresh` is False and this process already knows it.
+    """
+    known = None if fresh else known_project(settings)
+    report = known or inspect_and_remember(settings)
     if report.pipelines is not None:
         for queue in queues:
             manager.record_project(
@@ -70,7 +102,7 @@ class WorkerPresence:
 
     def _run(self) -> None:
         report = publish_project(
-            self._manager, self._settings, worker=self._name, queues=self._queues
+            self._manager, self._settings, worker=self._name, queues=self._queues, fresh=False
         )
         self._manager.record_worker(
             name=self._name,

@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from app.broker.celery_app import REFRESH_PIPELINES_TASK, RUN_JOB_TASK, celery_app
-from app.broker.presence import publish_project
+from app.broker.presence import known_project, publish_project
 from app.core.config import get_settings
 from app.core.logs import job_context
 from app.runner.run import KedroRunner
@@ -36,7 +36,8 @@ def run_job(self: Any, job_id: str) -> None:
                 "job %s: not claimable (already claimed, finished or cancelled); skipped", job_id
             )
             return
-        KedroRunner(manager=core.manager, settings=core.settings).run(claim)
+        project = known_project(core.settings)
+        KedroRunner(manager=core.manager, settings=core.settings, project=project).run(claim)
         if core.settings.runner_mode == "warm":
             _report_warm_error(core.manager, _worker_name(self))
 

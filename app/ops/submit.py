@@ -7,6 +7,7 @@ import time
 from app.broker.publisher import Broker
 from app.core.config import DEFAULT_QUEUE
 from app.core.exceptions import InvalidJobRequest
+from app.runner.command import check_for_kedro
 from app.schemas.jobs import Job, JobCreate
 from app.schemas.pipelines import PipelineList
 from app.store import JobManager
@@ -39,7 +40,8 @@ class Submitter:
         return job, created
 
     def check_destination(self, request: JobCreate) -> None:
-        """422 for a queue no worker ever served, or a pipeline its project does not have."""
+        """422 for a queue no worker ever served, a pipeline its project does not have, or
+        what the project's Kedro version cannot run as asked."""
         project = self._project(request.queue)
         if project is None:
             if request.queue != DEFAULT_QUEUE and request.queue not in self._manager.known_queues():
@@ -54,6 +56,7 @@ class Submitter:
                 f"unknown pipeline {request.pipeline_name!r} on queue {request.queue!r}; "
                 f"known pipelines: {', '.join(names)}"
             )
+        check_for_kedro(request, request.parameters, kedro_version=project.kedro_version)
 
     def forget_project(self, queue: str) -> None:
         """Drop the cached registry of `queue` (a refresh was asked for)."""

@@ -1,8 +1,13 @@
 """Discover a Kedro project's pipelines with the project's own interpreter.
 
-One subprocess: Kedro 1.7's public `kedro.inspection.get_project_snapshot`, or
-on older Kedro the registry that `kedro registry list` reads. The gateway never
-imports project code itself, so the API may run where the project is not.
+One subprocess reads the registry the way `kedro registry list` does (bootstrap
+the project, then `kedro.framework.project.pipelines`): the same on Kedro 0.19,
+which has no `kedro.inspection`, and on 1.x, where it matches
+`get_project_snapshot` node for node. It also reports each node's `str(node)`,
+which is what Kedro logs as `Running node: ...` (no namespace, and for an
+unnamed node no name at all), so the runner can name running nodes. The
+gateway never imports project code itself, so the API may run where the project
+is not.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import json
 import logging
 import os
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from app.core.config import Settings
 from app.runner.command import kedro_environment
@@ -22,29 +27,25 @@ logger = logging.getLogger(__name__)
 MARKER = "GATEWAY-SNAPSHOT "
 INSPECT_TIMEOUT_SECONDS = 120
 _SCRIPT = r"""
-import dataclasses, json, sys
+import json, sys
+from pathlib import Path
 import kedro
-try:
-    from kedro.inspection import get_project_snapshot
-except ImportError:
-    from pathlib import Path
-    from kedro.framework.startup import bootstrap_project
-    bootstrap_project(Path.cwd())
-    from kedro.framework.project import pipelines as registry
-    pipelines = [
-        {"name": name, "nodes": [
-            {"name": n.name, "func": getattr(n.func, "__name__", repr(n.func)),
-             "inputs": list(n.inputs), "outputs": list(n.outputs), "tags": sorted(n.tags)}
-            for n in pipeline.nodes]}
-        for name, pipeline in registry.items()]
-else:
-    snapshot = dataclasses.asdict(get_project_snapshot(project_path="."))
-    pipelines = [
-        {"name": p["name"], "nodes": [
-            {"name": n["name"], "func": n["func_name"], "inputs": n["inputs"],
-             "outputs": n["outputs"], "tags": n["tags"]}
-            for n in p["nodes"]]}
-        for p in snapshot["pipelines"]]
+from kedro.framework.startup import bootstrap_project
+bootstrap_project(Path.cwd())
+from kedro.framework.project import pipelines as registry
+
+def func_name(node):
+    func = node.func
+    while hasattr(func, "func"):  # functools.partial
+        func = func.func
+    return getattr(func, "__name__", type(func).__name__)
+
+pipelines = [
+    {"name": name, "nodes": [
+        {"name": n.name, "log_text": str(n), "func": func_name(n), "inputs": list(n.inputs),
+         "outputs": list(n.outputs), "tags": sorted(n.tags)}
+        for n in pipeline.nodes]}
+    for name, pipeline in registry.items()]
 sys.stdout.write("MARKER" + json.dumps({"kedro_version": kedro.__version__,
                                         "pipelines": pipelines}) + "\n")
 """.replace("MARKER", MARKER)
@@ -58,6 +59,12 @@ class ProjectReport:
     kedro_version: str | None
     error: str | None
     pipelines: list[Pipeline] | None
+    # Per pipeline, `Running node: <text>` -> the node's name (as `Completed node:` logs it).
+    running_names: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def node_names(self, pipeline: str) -> dict[str, str]:
+        """`str(node)` -> node name for the nodes of `pipeline` (empty if unknown)."""
+        return self.running_names.get(pipeline, {})
 
 
 def inspect_project(settings: Settings) -> ProjectReport:
@@ -86,8 +93,16 @@ def inspect_project(settings: Settings) -> ProjectReport:
     snapshot = json.loads(line.removeprefix(MARKER))
     pipelines = [Pipeline.model_validate(item) for item in snapshot["pipelines"]]
     logger.info("Kedro project %s: %d pipelines", project, len(pipelines))
+    running_names = {
+        item["name"]: {node["log_text"]: node["name"] for node in item["nodes"] or []}
+        for item in snapshot["pipelines"]
+    }
     return ProjectReport(
-        ok=True, kedro_version=snapshot["kedro_version"], error=None, pipelines=pipelines
+        ok=True,
+        kedro_version=snapshot["kedro_version"],
+        error=None,
+        pipelines=pipelines,
+        running_names=running_names,
     )
 
 

@@ -1,17 +1,26 @@
-"""Reading Kedro's own log lines: progress, node timing, the tail and the failure message."""
+"""Reading Kedro's own log lines: progress, node timing, the tail and the failure message.
+
+The lines read here are the same on Kedro 0.19 and 1.x. `Running node: <text>`
+prints `str(node)`: `<name>: <func>(<inputs>) -> <outputs>` with the name
+short (no namespace) and only if one was given, while `Completed node: <name>`
+prints the full name. The text is mapped to the name with the project's own
+nodes (from the inspector); lacking them, the short name is a fair guess and a
+completion closes the pending entry it names, or is a namespace of.
+"""
 
 from __future__ import annotations
 
 import re
 import time
 from collections import deque
+from collections.abc import Mapping
 
 from app.store import RunProgress
 
 TAIL_LINES = 30
 MAX_LINE_CHARS = 1000
 
-_RUNNING_NODE = re.compile(r"Running node: (.+?): ")
+_RUNNING_NODE = re.compile(r"Running node: (.+?)\s*$")
 _COMPLETED_NODE = re.compile(r"Completed node: (.+?)\s*$")
 _COMPLETED_TASKS = re.compile(r"Completed (\d+) out of (\d+) tasks")
 _EXCEPTION_LINE = re.compile(r"^[\w.]+(Error|Exception)\b")
@@ -26,7 +35,8 @@ def _decode(raw: bytes) -> str:
 class OutputParser:
     """Follows Kedro's log lines for progress, node timing and the failure message."""
 
-    def __init__(self) -> None:
+    def __init__(self, node_names: Mapping[str, str] | None = None) -> None:
+        self._node_names = dict(node_names or {})
         self.progress = RunProgress()
         self.node_seconds: dict[str, float] = {}
         self.tail: deque[str] = deque(maxlen=TAIL_LINES)
@@ -69,20 +79,34 @@ class OutputParser:
         if _EXCEPTION_LINE.match(line):
             self.exception_line = line.strip()[:MAX_LINE_CHARS]
         if match := _RUNNING_NODE.search(line):
-            self._started[match.group(1)] = time.monotonic()
+            self._started[self._running_name(match.group(1))] = time.monotonic()
             self.progress.running_nodes = list(self._started)
             return True
         if match := _COMPLETED_NODE.search(line):
             name = match.group(1)
             self.progress.completed_nodes.append(name)
-            if name in self._started:
-                self.node_seconds[name] = round(time.monotonic() - self._started.pop(name), 3)
+            started = self._pending_entry(name)
+            if started is not None:
+                self.node_seconds[name] = round(time.monotonic() - self._started.pop(started), 3)
             self.progress.running_nodes = list(self._started)
             return True
         if match := _COMPLETED_TASKS.search(line):
             self.progress.total_nodes = int(match.group(2))
             return True
         return False
+
+    def _running_name(self, text: str) -> str:
+        """The node's name for the text Kedro logged on starting it."""
+        if text in self._node_names:
+            return self._node_names[text]
+        short, separator, _ = text.partition(": ")
+        return short if separator and "(" not in short else text
+
+    def _pending_entry(self, name: str) -> str | None:
+        """The running entry `Completed node: <name>` closes: by name, else by short name."""
+        if name in self._started:
+            return name
+        return next((key for key in self._started if name.endswith(f".{key}")), None)
 
     def last_line(self) -> str | None:
         return self.tail[-1].strip() if self.tail else None

@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from app.core.config import Settings
-from app.core.exceptions import JobNotFound
+from app.core.exceptions import InvalidJobRequest, JobNotFound
 from app.runner.cold import start_cold
-from app.runner.command import build_argv, build_run_config, kedro_environment
+from app.runner.command import build_argv, build_run_config, check_for_kedro, kedro_environment
 from app.runner.groups import RunProcess, signal_group, stop_group
+from app.runner.inspector import ProjectReport
 from app.runner.output import OutputParser
 from app.runner.params import dump_run_config
 from app.runner.warm import WarmUnavailable, warm_pool
@@ -48,12 +49,19 @@ RUN_DIR_PREFIX = "kedro-job-"  # then the job id: a run's private directory (its
 class _Run:
     """One attempt of one job: the process, its output relay and its stop conditions."""
 
-    def __init__(self, claim: Claim, manager: JobManager, settings: Settings) -> None:
+    def __init__(
+        self,
+        claim: Claim,
+        manager: JobManager,
+        settings: Settings,
+        project: ProjectReport | None,
+    ) -> None:
         self.job = claim.job
         self.attempt = claim.attempt
         self.manager = manager
         self.settings = settings
-        self.parser = OutputParser()
+        self.kedro_version = project.kedro_version if project else None
+        self.parser = OutputParser(project.node_names(self.job.pipeline_name) if project else None)
         self.buffer = bytearray()
         self.offset = 0
         self.stop_reason: tuple[JobStatus, str] | None = None
@@ -62,10 +70,18 @@ class _Run:
         self.runner = "cold"
 
     def execute(self, workdir: Path) -> RunOutcome:
+        try:  # submitted before the queue's project (and so its Kedro version) was known
+            check_for_kedro(self.job, self.job.parameters, kedro_version=self.kedro_version)
+        except InvalidJobRequest as exc:
+            return _outcome(JobStatus.failed, None, None, exc.detail, {})
+        config = build_run_config(self.job, kedro_version=self.kedro_version)
         config_path = workdir / f"run-config-{self.job.id}.json"
-        _write_private(config_path, dump_run_config(build_run_config(self.job)))
+        _write_private(config_path, dump_run_config(config))
         argv = build_argv(
-            self.job, config_path=config_path, kedro_python=self.settings.kedro_python
+            self.job,
+            config_path=config_path,
+            kedro_python=self.settings.kedro_python,
+            kedro_version=self.kedro_version,
         )
         logger.info("job %s starting: %s", self.job.id, argv)
         started = time.monotonic()
@@ -253,16 +269,25 @@ def _outcome(
 
 
 class KedroRunner:
-    """Runs claimed jobs as `kedro run` subprocesses and records how they end."""
+    """Runs claimed jobs as `kedro run` subprocesses and records how they end.
 
-    def __init__(self, *, manager: JobManager, settings: Settings) -> None:
+    `project` is what the inspector found when the worker started: its Kedro version
+    picks the command's words, its nodes name the running ones. Without it the
+    command is Kedro 1.x's.
+    """
+
+    def __init__(
+        self, *, manager: JobManager, settings: Settings, project: ProjectReport | None = None
+    ) -> None:
         self._manager = manager
         self._settings = settings
+        self._project = project
 
     def run(self, claim: Claim) -> RunOutcome:
         """Run the claimed attempt to its end and store the outcome."""
         with tempfile.TemporaryDirectory(prefix=f"{RUN_DIR_PREFIX}{claim.job.id}-") as workdir:
-            outcome = _Run(claim, self._manager, self._settings).execute(Path(workdir))
+            run = _Run(claim, self._manager, self._settings, self._project)
+            outcome = run.execute(Path(workdir))
         self._manager.finish_job(job_id=claim.job.id, attempt=claim.attempt, outcome=outcome)
         return outcome
 

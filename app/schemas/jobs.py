@@ -78,6 +78,18 @@ class JobCreate(RunOptions):
             raise ValueError(exc.detail) from None
         return value
 
+    @field_validator("load_versions")
+    @classmethod
+    def _dataset_names_survive_kedro(cls, value: dict[str, str]) -> dict[str, str]:
+        # Kedro splits `--load-versions` on ',' then on the first ':', with no escape.
+        for name in value:
+            if ":" in name:
+                raise ValueError(
+                    f"load_versions: dataset name {name!r} contains ':', which Kedro reads "
+                    "as the end of the name (it splits 'name:version' on the first ':')"
+                )
+        return value
+
     def run_options(self) -> RunOptions:
         return RunOptions.model_validate(self.model_dump(include=set(RunOptions.model_fields)))
 

@@ -18,12 +18,14 @@ def _request(pipeline: str = "arithmetic", queue: str = "default") -> JobCreate:
     return JobCreate(pipeline_name=pipeline, queue=queue)
 
 
-def _report_project(manager: JobManager, queue: str, *names: str) -> None:
+def _report_project(
+    manager: JobManager, queue: str, *names: str, kedro_version: str = "1.7.0"
+) -> None:
     manager.record_project(
         queue=queue,
         pipelines=[Pipeline(name=name, nodes=[]) for name in names],
         project_path="/project",
-        kedro_version="1.7.0",
+        kedro_version=kedro_version,
         worker="w1@host",
     )
 
@@ -94,3 +96,24 @@ def test_an_idempotent_repeat_publishes_nothing_more(
     )
     assert created and not created_again and again.id == first.id
     assert queue_length() == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "refusal"),
+    [
+        ({"parameters": {"t": {"x": ["a", "${b}"]}}}, r"parameters\.t\.x\[1\]: contains '\$\{'"),
+        ({"namespaces": ["ns1", "ns2"]}, r"Kedro 0\.19\.14 runs at most one namespace"),
+    ],
+)
+def test_a_kedro_0_19_queue_refuses_what_only_kedro_1_can_run(
+    manager: JobManager, broker: Broker, body: dict[str, object], refusal: str
+) -> None:
+    _report_project(manager, "legacy", "arithmetic", kedro_version="0.19.14")
+    _report_project(manager, "default", "arithmetic")
+    submitter = Submitter(manager=manager, broker=broker)
+    request = JobCreate.model_validate({"pipeline_name": "arithmetic", "queue": "legacy", **body})
+    with pytest.raises(InvalidJobRequest, match=refusal):
+        submitter.check_destination(request)
+    submitter.check_destination(request.model_copy(update={"queue": "default"}))
+    one = request.model_copy(update={"namespaces": ["ns1"], "parameters": {"t": "$x {y}"}})
+    submitter.check_destination(one)

@@ -87,3 +87,72 @@ def test_undecodable_bytes_do_not_stop_parsing() -> None:
     parser = OutputParser()
     parser.feed(b"\xff\xfe INFO kedro.runner: Completed node: caf\xc3\xa9\n")
     assert parser.progress.completed_nodes == ["café"]
+
+
+# Measured on Kedro 0.19.14 and 1.7.0 (the same lines on both, except the unnamed nodes'
+# `Completed node:` names): `Running node:` prints `str(node)`, without the namespace,
+# and without a name for an unnamed node.
+NAMESPACED_RUN = b"""\
+2026-12-03 13:10:21,438 INFO kedro.pipeline.node: Running node: add_five: add_five([params:initial_value]) -> [ns1.plus_five]
+2026-12-03 13:10:21,440 INFO kedro.runner.sequential_runner: Completed node: ns1.add_five
+2026-12-03 13:10:21,441 INFO kedro.pipeline.node: Running node: add_five: add_five([params:initial_value]) -> [ns2.plus_five]
+"""  # noqa: E501
+UNNAMED_RUN_0_19 = b"""\
+2026-12-03 13:11:46,105 INFO kedro.pipeline.node: Running node: add_five([params:initial_value]) -> [plus_five]
+2026-12-03 13:11:46,107 INFO kedro.runner.sequential_runner: Completed node: add_five([params:initial_value]) -> [plus_five]
+2026-12-03 13:11:46,108 INFO kedro.pipeline.node: Running node: multiply_by_two([plus_five]) -> [times_two]
+2026-12-03 13:11:46,109 INFO kedro.runner.sequential_runner: Completed node: nsx.multiply_by_two([plus_five]) -> [times_two]
+"""  # noqa: E501
+UNNAMED_RUN_1_7 = b"""\
+2026-12-03 13:11:47,111 INFO kedro.pipeline.node: Running node: add_five([params:initial_value]) -> [plus_five]
+2026-12-03 13:11:47,112 INFO kedro.runner.sequential_runner: Completed node: add_five__0bde4d38
+2026-12-03 13:11:47,112 INFO kedro.pipeline.node: Running node: multiply_by_two([plus_five]) -> [times_two]
+"""  # noqa: E501
+# What the inspector reports for these nodes: `str(node)` -> `node.name`.
+NODE_NAMES = {
+    "add_five: add_five([params:initial_value]) -> [ns1.plus_five]": "ns1.add_five",
+    "add_five: add_five([params:initial_value]) -> [ns2.plus_five]": "ns2.add_five",
+    "add_five([params:initial_value]) -> [plus_five]": "add_five__0bde4d38",
+    "multiply_by_two([plus_five]) -> [times_two]": "nsx.multiply_by_two__d283c424",
+}
+
+
+def test_namespaced_nodes_are_named_in_full_and_closed_when_they_complete() -> None:
+    parser = OutputParser(NODE_NAMES)
+    parser.feed(NAMESPACED_RUN)
+    assert parser.progress.completed_nodes == ["ns1.add_five"]
+    assert parser.progress.running_nodes == ["ns2.add_five"]
+    assert set(parser.node_seconds) == {"ns1.add_five"}
+
+
+def test_unnamed_nodes_are_named_as_kedro_1_names_them() -> None:
+    parser = OutputParser(NODE_NAMES)
+    parser.feed(UNNAMED_RUN_1_7)
+    assert parser.progress.completed_nodes == ["add_five__0bde4d38"]
+    assert parser.progress.running_nodes == ["nsx.multiply_by_two__d283c424"]
+    assert set(parser.node_seconds) == {"add_five__0bde4d38"}
+
+
+def test_without_the_projects_nodes_completions_still_close_what_they_name() -> None:
+    """A short name is closed by its namespaced completion; 0.19's unnamed ones by text."""
+    parser = OutputParser()
+    parser.feed(NAMESPACED_RUN)
+    assert parser.progress.running_nodes == ["add_five"]  # ns2's, still running
+    assert set(parser.node_seconds) == {"ns1.add_five"}
+    parser = OutputParser()
+    parser.feed(UNNAMED_RUN_0_19)
+    assert parser.progress.running_nodes == []
+    assert set(parser.node_seconds) == {
+        "add_five([params:initial_value]) -> [plus_five]",
+        "nsx.multiply_by_two([plus_five]) -> [times_two]",
+    }
+
+
+def test_kedro_0_19s_namespace_notice_is_not_a_failure_message() -> None:
+    parser = OutputParser()
+    parser.feed(
+        b"DeprecationWarning: 'kedro run' flag '--namespace' is deprecated and will be replaced"
+        b" with '--namespaces' from Kedro 1.0.0 to allow running multiple namespaces. \n"
+    )
+    parser.finish()
+    assert parser.exception_line is None

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+from omegaconf import OmegaConf
 
 from app.core.exceptions import InvalidJobRequest
 from app.runner.params import (
     MAX_DEPTH,
-    MAX_LEAVES,
+    MAX_PARAMETER_NODES,
     check_parameters,
+    check_parameters_for_kedro,
+    dump_run_config,
     escape_parameters,
+    yaml_nodes,
 )
 from tests.utils.expected import CONTRACT_PARAMETERS
 
@@ -113,20 +118,55 @@ def test_depth_limit() -> None:
         check_parameters(_nested(MAX_DEPTH + 1))
 
 
-def test_leaf_limit() -> None:
-    """At most MAX_LEAVES values in all, counting list items and nested leaves."""
-    check_parameters({f"k{i}": i for i in range(MAX_LEAVES)})
-    with pytest.raises(InvalidJobRequest, match="more than"):
-        check_parameters({f"k{i}": i for i in range(MAX_LEAVES + 1)})
-    with pytest.raises(InvalidJobRequest, match="more than"):
-        check_parameters({"lst": list(range(MAX_LEAVES)), "one": 1})
-    with pytest.raises(InvalidJobRequest, match="more than"):
-        check_parameters(
-            {
-                "a": {f"k{i}": i for i in range(MAX_LEAVES // 2 + 1)},
-                "b": {f"k{i}": i for i in range(MAX_LEAVES // 2)},
-            }
-        )
+def test_parameters_are_counted_in_yaml_nodes_against_omegaconfs_limit() -> None:
+    """Every mapping, key, list and scalar counts; room is left for the run options."""
+    flat = (MAX_PARAMETER_NODES - 1) // 2  # a mapping of n scalars is 1 + 2n nodes
+    check_parameters({f"k{i}": i for i in range(flat)})
+    with pytest.raises(InvalidJobRequest, match="OmegaConf's limit of 10000"):
+        check_parameters({f"k{i}": i for i in range(flat + 1)})
+    check_parameters({"lst": list(range(MAX_PARAMETER_NODES - 3))})
+    with pytest.raises(InvalidJobRequest, match="YAML nodes"):
+        check_parameters({"lst": list(range(MAX_PARAMETER_NODES - 2))})
+    with pytest.raises(InvalidJobRequest, match="YAML nodes"):
+        check_parameters({"a": {f"k{i}": i for i in range(2500)}, "b": [0] * 5000})
+
+
+def test_five_thousand_parameters_are_refused_naming_the_limit() -> None:
+    with pytest.raises(InvalidJobRequest) as refused:
+        check_parameters({f"p{i}": i for i in range(5000)})
+    assert "10001 YAML nodes" in refused.value.detail
+    assert f"the {MAX_PARAMETER_NODES} that fit OmegaConf's limit" in refused.value.detail
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"run": {"params": {f"k{i}": i for i in range(4997)}}},  # 9999 nodes: Kedro ran it
+        {"run": {"params": {"x": [{"a": 1}]}, "runner": "ThreadRunner"}},
+        {"run": {"params": {}, "node_names": "a,b", "tags": None}},
+    ],
+    ids=["4997-flat", "nested", "options"],
+)
+def test_yaml_nodes_counts_what_omegaconf_counts(
+    document: dict[str, object], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OmegaConf.load (how `kedro run --config` reads the file) takes exactly that many."""
+    path = tmp_path / "run-config.json"
+    path.write_text(dump_run_config(document), encoding="utf-8")
+    nodes = yaml_nodes(document)
+    monkeypatch.setenv("OMEGACONF_MAX_YAML_EXPANDED_NODES", str(nodes))
+    assert OmegaConf.to_container(OmegaConf.load(path)) == document
+    monkeypatch.setenv("OMEGACONF_MAX_YAML_EXPANDED_NODES", str(nodes - 1))
+    with pytest.raises(Exception, match="YAML node expansion exceeds"):
+        OmegaConf.load(path)
+
+
+def test_strings_with_interpolations_are_refused_for_kedro_0_19_only() -> None:
+    parameters = {"ok": "$HOME {x} $", "deep": {"l": [1, "a${b}"]}}
+    check_parameters_for_kedro(parameters, legacy=False)
+    with pytest.raises(InvalidJobRequest, match=r"parameters\.deep\.l\[1\]: contains '\$\{'"):
+        check_parameters_for_kedro(parameters, legacy=True)
+    check_parameters_for_kedro({"ok": "$HOME {x} $ \\$ {"}, legacy=True)
 
 
 def test_escape_parameters_escapes_interpolations() -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from kedro.pipeline import Node, Pipeline
+from kedro.pipeline import Pipeline
+from kedro.pipeline.node import Node
 
 from demo_project import nodes
 

@@ -64,20 +64,18 @@ def get_visibility(
     return caller
 
 
-def shows_details(
-    request: Request,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-    api_key: Annotated[str | None, Security(_api_key)],
-) -> bool:
+def shows_details(request: Request) -> bool:
     """Whether an endpoint open to monitors may show more than a monitor needs (project
     paths, versions, worker and pipeline names): to a caller with a valid key, to anyone
-    while the API is open, or to anyone if `PUBLIC_DETAILS` says so."""
+    while the API is open, or to anyone if `PUBLIC_DETAILS` says so. The key is optional
+    here, so it is read from the headers rather than declared as a security scheme."""
     keyring: KeyRing = request.app.state.keyring
     settings: Settings = request.app.state.settings
     if settings.public_details or not keyring.enabled:
         return True
-    presented = bearer.credentials if bearer is not None else api_key
-    return presented is not None and keyring.identify(presented) is not None
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    presented = credentials if scheme.lower() == "bearer" else request.headers.get("x-api-key")
+    return bool(presented) and keyring.identify(str(presented)) is not None
 
 
 def require_admin(caller: Annotated[Visibility, Depends(get_visibility)]) -> Visibility:

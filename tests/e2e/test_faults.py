@@ -131,14 +131,14 @@ def test_timeout_fails_the_job_and_kills_its_process_group(client: httpx.Client)
     job = submit(
         client,
         pipeline_name="children",
-        timeout_seconds=2,
+        timeout_seconds=5,  # room for kedro to start its children on a loaded machine
         parameters={"children": {"seconds": 60}},
     )
     run_group = os.getpgid(_child_pids(client, job["id"])[0])
-    done = wait_for_status(client, job["id"], timeout=15)
+    done = wait_for_status(client, job["id"], timeout=20)
     assert done["status"] == "failed"
-    assert "timed out after 2 s" in done["error_message"]
-    assert 2 <= done["execution_time"] < 10
+    assert "timed out after 5 s" in done["error_message"]
+    assert 5 <= done["execution_time"] < 15
     assert not group_members(run_group)
 
 

@@ -1,16 +1,18 @@
 """The webhook sender: one API process at a time sends the outbox, at least once.
 
 Every API process runs `deliver_forever`, but a pass only works while its process
-holds the `webhooks` lease (a row in the database, renewed between batches), so
+holds the `webhooks` lease (a row in the database, renewed while it sends), so
 one process sends at a time and another takes over within `lease_ttl` if it
 dies. A delivery leaves the outbox only once a receiver answered 2xx (delivered)
 or it stayed undelivered for `WEBHOOK_MAX_AGE_SECONDS` (failed); in between it is
 retried with exponential backoff, always with the same `webhook-id` and body. A
-process killed mid-send leaves the delivery pending: it is sent again (receivers
-drop duplicates by `webhook-id`).
+receiver that fails holds back its other deliveries as long as the failed one
+waits (one attempt per backoff, however many are pending). A process killed
+mid-send leaves the delivery pending: it is sent again (receivers drop
+duplicates by `webhook-id`).
 
-Sends run on a small thread pool of their own, with a timeout, so a slow receiver
-holds neither the event loop nor the request threads.
+Sends run on a small thread pool of their own (one receiver per thread), with a
+timeout, so a slow receiver holds neither the event loop nor the request threads.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ import asyncio
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from starlette.concurrency import run_in_threadpool
@@ -86,6 +89,8 @@ class WebhookSender:
         self._policy = policy or UrlPolicy.from_settings(settings)
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._pool = ThreadPoolExecutor(CONCURRENCY, thread_name_prefix="webhook")
+        self._renewal_lock = threading.Lock()
+        self._renewed = 0.0
 
     @property
     def lease_ttl(self) -> timedelta:
@@ -93,18 +98,22 @@ class WebhookSender:
         return timedelta(seconds=3 * self._settings.webhook_timeout_seconds + 1)
 
     def deliver_pass(self) -> SendReport:
-        """Warn about long runs, then send up to one batch of due deliveries."""
+        """Warn about long runs, then send up to one batch of due deliveries.
+
+        Deliveries to one URL go one after another, oldest first (so a job's events
+        arrive in order while its receiver answers), and stop at the first failure (a
+        dead receiver costs one attempt per pass); different URLs are sent in parallel."""
         if not self._hold():
             return SendReport(held=False)
         self._manager.enqueue_duration_warnings(now=utcnow())
         due = self._manager.due_deliveries(now=utcnow(), limit=BATCH)
+        by_url: dict[str, list[OutboundDelivery]] = {}
+        for delivery in due:
+            by_url.setdefault(delivery.url, []).append(delivery)
         counts = {status: 0 for status in DeliveryStatus}
-        for start in range(0, len(due), CONCURRENCY):
-            chunk = due[start : start + CONCURRENCY]
-            for outcome in self._pool.map(self._send_and_record, chunk):
+        for outcomes in self._pool.map(self._send_in_order, by_url.values()):
+            for outcome in outcomes:
                 counts[outcome] += 1
-            if not self._hold():
-                break
         if self._settings.job_retention_days is not None:
             cutoff = utcnow() - timedelta(days=self._settings.job_retention_days)
             self._manager.purge_deliveries(finished_before=cutoff)
@@ -125,9 +134,34 @@ class WebhookSender:
             logger.warning("could not release the webhook lease; it expires by itself")
 
     def _hold(self) -> bool:
-        return self._manager.acquire_lease(name=LEASE, holder=self.holder, ttl=self.lease_ttl)
+        held = self._manager.acquire_lease(name=LEASE, holder=self.holder, ttl=self.lease_ttl)
+        with self._renewal_lock:
+            self._renewed = time.monotonic() if held else 0.0
+        return held
 
-    def _send_and_record(self, delivery: OutboundDelivery) -> DeliveryStatus:
+    def _still_holding(self) -> bool:
+        """Renew the lease during a long pass, before a third of it has run out."""
+        with self._renewal_lock:
+            fresh = time.monotonic() - self._renewed < self.lease_ttl.total_seconds() / 3
+        return fresh or self._hold()
+
+    def _send_in_order(self, deliveries: list[OutboundDelivery]) -> list[DeliveryStatus]:
+        outcomes = []
+        for delivery in deliveries:
+            if not self._still_holding():
+                break
+            outcome, next_at = self._send_and_record(delivery)
+            outcomes.append(outcome)
+            if next_at is not None:
+                # The receiver failed: its other deliveries wait as long as this one does,
+                # so a dead receiver costs one attempt per backoff, not one per delivery.
+                self._manager.postpone_deliveries(url=delivery.url, until=next_at)
+                break
+        return outcomes
+
+    def _send_and_record(
+        self, delivery: OutboundDelivery
+    ) -> tuple[DeliveryStatus, datetime | None]:
         at = utcnow()
         answer_code, error, latency = self._send(delivery)
         failures = delivery.attempts + 1
@@ -154,7 +188,7 @@ class WebhookSender:
             outcome=outcome,
             next_attempt_at=next_at,
         )
-        return outcome
+        return outcome, next_at
 
     def _send(self, delivery: OutboundDelivery) -> tuple[int | None, str | None, float]:
         started = time.monotonic()

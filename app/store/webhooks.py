@@ -131,7 +131,7 @@ class WebhookStore(StoreBase):
                     webhook_deliveries.c.status == DeliveryStatus.pending.value,
                     webhook_deliveries.c.next_attempt_at <= now,
                 )
-                .order_by(webhook_deliveries.c.next_attempt_at)
+                .order_by(webhook_deliveries.c.next_attempt_at, webhook_deliveries.c.created_at)
                 .limit(limit)
             ).all()
         return [OutboundDelivery(**row._mapping) for row in rows]
@@ -164,6 +164,21 @@ class WebhookStore(StoreBase):
                     insert(webhook_attempts).values(delivery_id=delivery_id, **attempt.model_dump())
                 )
         return bool(moved)
+
+    def postpone_deliveries(self, *, url: str, until: datetime) -> int:
+        """Hold back every pending delivery to `url` due before `until` (its receiver failed)."""
+        with self._write() as connection:
+            return int(
+                connection.execute(
+                    update(webhook_deliveries)
+                    .where(
+                        webhook_deliveries.c.url == url,
+                        webhook_deliveries.c.status == DeliveryStatus.pending.value,
+                        webhook_deliveries.c.next_attempt_at < until,
+                    )
+                    .values(next_attempt_at=until)
+                ).rowcount
+            )
 
     def list_deliveries(
         self, *, webhook_id: str | None = None, job_id: str | None = None, limit: int = 50

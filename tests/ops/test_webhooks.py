@@ -15,9 +15,10 @@ from app.core.config import Settings
 from app.core.exceptions import InvalidWebhook
 from app.ops.webhook_http import UrlPolicy, new_secret, signing_key
 from app.ops.webhooks import SendReport, WebhookSender, backoff
+from app.schemas.jobs import JobStatus
 from app.schemas.webhooks import DeliveryStatus, WebhookCreate, WebhookEvent
 from app.store import JobManager
-from tests.utils.factories import WORKER, submit
+from tests.utils.factories import WORKER, outcome, submit
 from tests.utils.receiver import Receiver, receiving
 from tests.utils.stack import wait_until
 
@@ -278,3 +279,31 @@ def test_secrets_follow_the_standard_format() -> None:
             signing_key(bad)
         assert bad == "whsec_" or bad not in str(error.value)
     assert backoff(40, Settings(_env_file=None)) == timedelta(seconds=3600)  # type: ignore[call-arg]
+
+
+def test_a_receivers_events_arrive_in_order(
+    manager: JobManager, sender: WebhookSender, receiver: Receiver
+) -> None:
+    _, secret = subscribe(manager, receiver.url, WebhookEvent.started, WebhookEvent.failed)
+    job_id = start_job(manager)
+    job = manager.get_job(job_id=job_id)
+    manager.finish_job(job_id=job_id, attempt=job.attempt, outcome=outcome(JobStatus.failed))
+    assert sender.deliver_pass().delivered == 2
+    assert [body["type"] for _, body in receiver.verified(secret)] == ["job.started", "job.failed"]
+
+
+def test_a_dead_receiver_costs_one_attempt_per_pass(
+    manager: JobManager, sender: WebhookSender
+) -> None:
+    with receiving() as dead, receiving() as alive:
+        dead.status = 500
+        dead_hook, _ = subscribe(manager, dead.url.replace("/hook", "/dead"), WebhookEvent.started)
+        for _ in range(150):
+            manager.enqueue_test(webhook_id=dead_hook)
+        subscribe(manager, alive.url, WebhookEvent.started)
+        start_job(manager)
+        report = sender.deliver_pass()
+        assert (report.delivered, report.retrying) == (0, 1)  # the 150 fill the first batch
+        assert len(dead.received()) == 1
+        pass_until(sender, lambda: alive.received(), "the live receiver's delivery")
+        assert len(dead.received()) <= 3  # one per backoff, not one per pending delivery

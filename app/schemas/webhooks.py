@@ -43,7 +43,11 @@ def _plain_http_url(value: str) -> str:
     return value
 
 
-WebhookUrl = Annotated[str, Field(min_length=1, max_length=2000), AfterValidator(_plain_http_url)]
+WebhookUrl = Annotated[
+    str,
+    Field(min_length=1, max_length=2000, pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@\s]+"),
+    AfterValidator(_plain_http_url),
+]
 EventList = Annotated[list[WebhookEvent], Field(min_length=1, max_length=len(WebhookEvent))]
 Threshold = Annotated[float, Field(gt=0, le=MAX_DURATION_WARNING_SECONDS)]
 

@@ -24,6 +24,7 @@ from app.ops.log_stream import FollowerSlots
 from app.ops.maintenance import maintain_forever
 from app.ops.metrics import GatewayCollector
 from app.ops.submit import Submitter
+from app.ops.webhooks import WebhookSender, deliver_forever
 from app.services import build_core
 
 logger = logging.getLogger(__name__)
@@ -57,12 +58,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         collector = GatewayCollector(core.manager, broker, settings)
         registry.register(collector)
         maintenance = asyncio.create_task(maintain_forever(core.manager, broker, settings))
+        sender = WebhookSender(core.manager, settings)
+        webhooks = asyncio.create_task(deliver_forever(sender, settings))
         try:
             yield
         finally:
             maintenance.cancel()
+            webhooks.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await maintenance
+            with contextlib.suppress(asyncio.CancelledError):
+                await webhooks
+            await run_in_threadpool(sender.close)
             registry.unregister(collector)
             broker.close()
             core.manager.dispose()

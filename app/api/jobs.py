@@ -11,9 +11,10 @@ from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import JobDep, JobManagerDep, SubmitterDep, VisibilityDep
+from app.api.deps import JobDep, JobManagerDep, SettingsDep, SubmitterDep, VisibilityDep
 from app.api.errors import error
 from app.ops.log_stream import FollowerSlots, follow_output
+from app.ops.webhooks import check_notify
 from app.schemas.jobs import Job, JobCreate, JobEventList, JobList, JobStatus, LogChunk
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -45,9 +46,11 @@ def submit_job(
     response: Response,
     submitter: SubmitterDep,
     visibility: VisibilityDep,
+    settings: SettingsDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Job:
     """Record a job and enqueue it; poll the `Location` it answers with."""
+    check_notify(body.notify, settings)
     job, created = submitter.submit_job(
         request=body, user_id=visibility.user_id, idempotency_key=idempotency_key
     )

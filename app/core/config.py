@@ -56,8 +56,21 @@ class Settings(BaseSettings):
     max_connections: int = Field(default=512, ge=1)
     max_followers_per_user: int = Field(default=8, ge=1)
     public_details: bool = False
+    webhook_secret: SecretStr | None = None
+    webhook_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    webhook_allow_http: bool = False
+    webhook_max_age_seconds: float = Field(default=86400.0, gt=0)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    webhook_retry_base_seconds: float = Field(default=5.0, gt=0)
+    webhook_retry_max_seconds: float = Field(default=3600.0, gt=0)
 
-    @field_validator("kedro_env_passthrough", "admin_users", "allowed_hosts", mode="before")
+    @field_validator(
+        "kedro_env_passthrough",
+        "admin_users",
+        "allowed_hosts",
+        "webhook_allowed_hosts",
+        mode="before",
+    )
     @classmethod
     def _split_names(cls, value: object) -> object:
         if isinstance(value, str):

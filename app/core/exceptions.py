@@ -3,9 +3,11 @@
 GatewayError
  ├── JobNotFound            404: unknown id, or a job the caller may not see
  ├── PipelineNotFound       404: a pipeline the queue's project does not have
+ ├── WebhookNotFound        404: an unknown webhook subscription
  ├── JobConflict            409: the job is terminal, or an idempotency key is reused
  ├── InvalidJobRequest      422: a request that is well-formed but cannot run
- │    └── InvalidCursor     422: a list cursor this API did not hand out
+ │    ├── InvalidCursor     422: a list cursor this API did not hand out
+ │    └── InvalidWebhook    422: a webhook URL the gateway may not call, or no secret to sign
  ├── TooManyRequests        429: a per-caller limit is reached (e.g. log followers)
  └── BrokerUnavailable      503: a message that must be sent now could not be
 """
@@ -39,6 +41,14 @@ class InvalidJobRequest(GatewayError):
 
 class InvalidCursor(InvalidJobRequest):
     """A cursor this API did not hand out."""
+
+
+class WebhookNotFound(GatewayError):
+    status_code = 404
+
+
+class InvalidWebhook(InvalidJobRequest):
+    """A webhook URL the gateway refuses to call, or a `notify` it cannot sign."""
 
 
 class TooManyRequests(GatewayError):

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from app.core.config import DEFAULT_QUEUE
 from app.core.exceptions import InvalidJobRequest
 from app.runner.params import check_parameters
+from app.schemas.webhooks import JobNotify
 
 PLAIN_NAME = r"^[A-Za-z0-9_.\-]+$"
 PipelineName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=PLAIN_NAME)]
@@ -68,6 +69,9 @@ class JobCreate(RunOptions):
     )
     queue: QueueName = DEFAULT_QUEUE
     timeout_seconds: float | None = Field(default=None, gt=0, le=30 * 24 * 3600)
+    notify: JobNotify | None = Field(
+        default=None, description="Webhook for this job's events, signed with WEBHOOK_SECRET."
+    )
 
     @field_validator("parameters")
     @classmethod

@@ -6,5 +6,15 @@ transitions, output, workers, stats) over one connection discipline (`base`).
 
 from app.store.manager import JobManager
 from app.store.types import EVERYONE, Claim, RunOutcome, RunProgress, Visibility, utcnow
+from app.store.webhooks import OutboundDelivery
 
-__all__ = ["EVERYONE", "Claim", "JobManager", "RunOutcome", "RunProgress", "Visibility", "utcnow"]
+__all__ = [
+    "EVERYONE",
+    "Claim",
+    "JobManager",
+    "OutboundDelivery",
+    "RunOutcome",
+    "RunProgress",
+    "Visibility",
+    "utcnow",
+]

@@ -15,6 +15,7 @@ from app.core.exceptions import JobConflict, JobNotFound
 from app.schemas.jobs import Job, JobCreate, JobEvent, JobStatus
 from app.store.base import StoreBase
 from app.store.cursors import decode_cursor, encode_cursor
+from app.store.outbox import save_notify
 from app.store.rows import JOB_COLUMNS, record_event, to_job
 from app.store.tables import job_events, jobs
 from app.store.types import EVERYONE, Visibility, utcnow
@@ -65,6 +66,7 @@ class JobRecords(StoreBase):
                     insert(jobs).values(**values).returning(*JOB_COLUMNS)
                 ).one()
                 record_event(connection, job_id, JobStatus.pending, "submitted", 0, None, now)
+                save_notify(connection, job_id, request.notify)
         except IntegrityError:
             if scope is None:
                 raise

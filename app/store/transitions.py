@@ -15,6 +15,7 @@ from sqlalchemy import or_, select, update
 from app.core.exceptions import JobConflict
 from app.schemas.jobs import Job, JobStatus
 from app.store.jobs import JobRecords
+from app.store.outbox import enqueue_status_event
 from app.store.rows import JOB_COLUMNS, owned, record_event, to_job
 from app.store.tables import jobs
 from app.store.types import EVERYONE, Claim, RunOutcome, Visibility, utcnow
@@ -104,6 +105,7 @@ class JobTransitions(JobRecords):
             if row is None:
                 return None
             record_event(connection, job_id, JobStatus.running, "claimed", row.attempt, worker, now)
+            enqueue_status_event(connection, job_id=job_id, status=JobStatus.running, at=now)
         return Claim(job=to_job(row._mapping), attempt=row.attempt)
 
     def heartbeat(self, *, job_id: str, attempt: int) -> str | None:
@@ -144,6 +146,7 @@ class JobTransitions(JobRecords):
             record_event(
                 connection, job_id, outcome.status, outcome.error_message, attempt, worker, now
             )
+            enqueue_status_event(connection, job_id=job_id, status=outcome.status, at=now)
         logger.info(
             "job %s %s (exit code %s)",
             job_id,
@@ -188,6 +191,7 @@ class JobTransitions(JobRecords):
             ).rowcount
             if cancelled:
                 record_event(connection, job_id, JobStatus.cancelled, reason, 0, None, now)
+                enqueue_status_event(connection, job_id=job_id, status=JobStatus.cancelled, at=now)
         return bool(cancelled)
 
     def fail_lost_jobs(self, *, stale_before: datetime, reason: str) -> list[str]:

@@ -110,6 +110,10 @@ CONFIG = schemathesis.Config.from_dict(
                 "include-path": "/api/v1/jobs",
                 "checks": {"positive_data_acceptance": {"expected-statuses": VALID_DATA_OK}},
             },
+            {  # A webhook URL is checked where it resolves (public addresses only): 422.
+                "include-path": "/api/v1/webhooks",
+                "checks": {"positive_data_acceptance": {"expected-statuses": VALID_DATA_OK}},
+            },
         ],
     }
 )
@@ -183,6 +187,27 @@ FINDINGS = [
         "`Allow: POST`, but GET is served on that path too (RFC 9110: Allow lists every "
         "supported method); no client of this API sends OPTIONS without CORS",
         checks=(allow_header_conformance,),
+    ),
+    *(
+        Finding(
+            f"options-405-allow-{name}",
+            operation,
+            frozenset({("ST205", None)}),
+            {"method": "OPTIONS", **case},
+            405,
+            f"the same Starlette limitation on {operation.split()[1]}: `Allow` names only "
+            "the first route's method",
+            checks=(allow_header_conformance,),
+        )
+        for name, operation, case in (
+            ("webhooks-get", "GET /api/v1/webhooks", {}),
+            ("webhooks-post", "POST /api/v1/webhooks", {}),
+            (
+                "webhook-get",
+                "GET /api/v1/webhooks/{webhook_id}",
+                {"path_parameters": {"webhook_id": "0b7c3e0e-6f4e-4a0b-9a53-3f1d2c4e5a6b"}},
+            ),
+        )
     ),
 ]
 
@@ -427,7 +452,11 @@ def _minimal_case(label: str) -> schemathesis.Case[Any]:
     """A request to `label` that would succeed with a key (unknown ids aside)."""
     method, path = label.split(" ", 1)
     operation = schema[path][method]
-    path_parameters = {"job_id": str(uuid.uuid4()), "name": "arithmetic"}
+    path_parameters = {
+        "job_id": str(uuid.uuid4()),
+        "webhook_id": str(uuid.uuid4()),
+        "name": "arithmetic",
+    }
     if method == "POST" and path == "/api/v1/jobs":
         return operation.Case(body={"pipeline_name": "arithmetic"}, media_type="application/json")
     return operation.Case(

@@ -1,0 +1,134 @@
+"""End to end: real API, Redis, workers and `kedro run`, and a real receiver that verifies
+every delivery with the `standardwebhooks` library."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from app.ops.webhook_http import new_secret
+from tests.utils.postgres import database_url
+from tests.utils.receiver import Receiver, receiving
+from tests.utils.stack import Stack, running_stack, submit, wait_for_status, wait_until
+
+pytestmark = pytest.mark.e2e
+
+NOTIFY_SECRET = new_secret()
+
+
+@pytest.fixture(scope="module")
+def hook_stack(
+    database: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    directory = tmp_path_factory.mktemp(f"webhooks-{database}")
+    with running_stack(
+        directory,
+        database_url(request, database, directory, "webhooks"),
+        workers=1,
+        WEBHOOK_ALLOW_HTTP="true",
+        WEBHOOK_ALLOWED_HOSTS="127.0.0.1",
+        WEBHOOK_SECRET=NOTIFY_SECRET,
+        WEBHOOK_RETRY_BASE_SECONDS="0.2",
+        WEBHOOK_RETRY_MAX_SECONDS="1",
+        WEBHOOK_TIMEOUT_SECONDS="2",
+    ) as started:
+        yield started
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with receiving() as started:
+        yield started
+
+
+def by_type(received: list[tuple[str, dict[str, Any]]], job_id: str) -> dict[str, list[str]]:
+    """Webhook ids per event type of one job's verified deliveries."""
+    found: dict[str, list[str]] = {}
+    for message_id, body in received:
+        if body["data"].get("id") == job_id:
+            found.setdefault(body["type"], []).append(message_id)
+    return found
+
+
+def test_started_and_completed_arrive_in_order_and_verified(
+    hook_stack: Stack, receiver: Receiver
+) -> None:
+    with hook_stack.client() as client:
+        created = client.post(
+            "/webhooks",
+            json={"url": receiver.url, "events": ["job.started", "job.completed"]},
+        ).json()
+        try:
+            job = submit(client, pipeline_name="arithmetic", parameters={"initial_value": 3})
+            done = wait_for_status(client, job["id"])
+            wait_until(
+                lambda: "job.completed" in by_type(receiver.verified(created["secret"]), job["id"]),
+                timeout=30,
+                what="job.completed at the receiver",
+            )
+            deliveries = client.get(f"/jobs/{job['id']}/deliveries").json()["items"]
+        finally:
+            client.delete(f"/webhooks/{created['id']}")
+    assert done["status"] == "completed"
+    received = receiver.verified(created["secret"])
+    mine = [(message_id, body) for message_id, body in received if body["data"]["id"] == job["id"]]
+    assert [body["type"] for _, body in mine] == ["job.started", "job.completed"]
+    assert len({message_id for message_id, _ in mine}) == 2  # each once per webhook-id
+    assert mine[1][1]["data"]["status"] == "completed" and mine[1][1]["data"]["exit_code"] == 0
+    assert {d["id"] for d in deliveries} == {message_id for message_id, _ in mine}
+    assert {d["status"] for d in deliveries} == {"delivered"}
+
+
+def test_notify_of_a_failed_job(hook_stack: Stack, receiver: Receiver) -> None:
+    with hook_stack.client() as client:
+        job = submit(
+            client, pipeline_name="fail", notify={"url": receiver.url, "events": ["job.failed"]}
+        )
+        wait_for_status(client, job["id"])
+        wait_until(lambda: receiver.received(), timeout=30, what="job.failed at the receiver")
+    [(_, body)] = receiver.verified(NOTIFY_SECRET)
+    assert body["type"] == "job.failed" and body["data"]["id"] == job["id"]
+    assert "ValueError" in body["data"]["error_message"]
+
+
+def test_a_pending_delivery_survives_a_killed_api(hook_stack: Stack, receiver: Receiver) -> None:
+    """The receiver fails, the API is SIGKILLed between attempts; once both are back, the
+    event arrives, with the webhook-id it had before."""
+    receiver.status = 500
+    with hook_stack.client() as client:
+        job = submit(
+            client,
+            pipeline_name="arithmetic",
+            notify={"url": receiver.url, "events": ["job.completed"]},
+        )
+        wait_for_status(client, job["id"])
+
+        def failed_twice() -> dict[str, Any] | None:
+            items = client.get(f"/jobs/{job['id']}/deliveries").json()["items"]
+            return items[0] if items and len(items[0]["attempts"]) >= 2 else None
+
+        pending = wait_until(failed_twice, timeout=30, what="two failed attempts")
+    assert pending["status"] == "pending"
+    assert hook_stack.api is not None
+    hook_stack.api.kill()  # SIGKILL, its lease still held
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{hook_stack.base_url}/api/v1/health/live", timeout=1)
+    before = len(receiver.received())
+    receiver.status = 200
+    hook_stack.start_api()
+    wait_until(
+        lambda: any(request.headers.get("webhook-id") for request in receiver.received()[before:]),
+        timeout=60,
+        what="the delivery after the API came back",
+    )
+    received = receiver.verified(NOTIFY_SECRET)
+    assert {message_id for message_id, _ in received} == {pending["id"]}
+    assert {body["type"] for _, body in received} == {"job.completed"}
+    with hook_stack.client() as client:
+        [delivered] = client.get(f"/jobs/{job['id']}/deliveries").json()["items"]
+    assert delivered["id"] == pending["id"] and delivered["status"] == "delivered"
+    assert [a["status_code"] for a in delivered["attempts"]][-1] == 200
+    assert {a["status_code"] for a in delivered["attempts"][:-1]} == {500}

@@ -43,6 +43,7 @@ FLUSH_BYTES = 1024 * 1024  # store output in batches of up to 1 MiB (or every 0.
 READ_BYTES = 1024 * 1024
 PIPE_BYTES = 1024 * 1024  # the default cap of /proc/sys/fs/pipe-max-size
 KILL_GRACE_SECONDS = 3.0
+UNKNOWN_RUN_DAYS = 7
 RUN_DIR_PREFIX = "kedro-job-"  # then the job id: a run's private directory (its run config)
 
 
@@ -300,17 +301,19 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def sweep_run_dirs(manager: JobManager, *, root: Path | None = None) -> list[Path]:
-    """Remove the run directories that killed workers left behind, except those of jobs
-    still running (another worker on this machine may own them)."""
+    """Remove the run directories that killed workers left behind: those of this store's
+    jobs that no longer run. A directory of a job this store does not know may belong to
+    another gateway on the machine: it goes only once untouched for `UNKNOWN_RUN_DAYS`."""
     root = root or Path(tempfile.gettempdir())
+    abandoned_before = time.time() - UNKNOWN_RUN_DAYS * 86400
     swept = []
     for path in root.glob(f"{RUN_DIR_PREFIX}*"):
         job_id = path.name[len(RUN_DIR_PREFIX) :][:36]
         try:
-            running = manager.get_job(job_id=job_id).status == JobStatus.running
+            stale = manager.get_job(job_id=job_id).status != JobStatus.running
         except JobNotFound:
-            running = False
-        if not running and path.is_dir():
+            stale = path.stat().st_mtime < abandoned_before
+        if stale and path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
             swept.append(path)
     return swept

@@ -197,9 +197,13 @@ def test_the_database_and_run_configs_are_private_and_stale_runs_are_swept(
     database = hardened.directory / "jobs.db"
     for path in (database, database.with_name("jobs.db-wal")):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
-    stale = hardened.directory / f"kedro-job-{uuid.uuid4()}-abc123"
+    finished = submit(client, pipeline_name="arithmetic")
+    wait_for_status(client, finished["id"])
+    stale = hardened.directory / f"kedro-job-{finished['id']}-abc123"  # as a SIGKILL leaves
     stale.mkdir()
     (stale / "run-config.json").write_text("{}")
+    foreign = hardened.directory / f"kedro-job-{uuid.uuid4()}-def456"  # another gateway's
+    foreign.mkdir()
     job = submit(client, pipeline_name="slow", parameters={"slow": {"seconds": 30}})
     wait_for_status(client, job["id"], {"running"})
     (running_dir,) = hardened.directory.glob(f"kedro-job-{job['id']}-*")
@@ -208,6 +212,7 @@ def test_the_database_and_run_configs_are_private_and_stale_runs_are_swept(
     assert stat.S_IMODE(running_dir.stat().st_mode) == 0o700
     hardened.start_worker(name="w2", concurrency=1)  # a starting worker sweeps
     assert not stale.exists()
+    assert foreign.exists()  # not this store's job: left to its own gateway
     assert running_dir.exists()  # a running job's directory is not another worker's to take
     client.post(f"/jobs/{job['id']}/cancel")
     wait_for_status(client, job["id"])

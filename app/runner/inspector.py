@@ -38,12 +38,25 @@ except ImportError:
             for n in pipeline.nodes]}
         for name, pipeline in registry.items()]
 else:
+    from kedro.io import CachedDataset, MemoryDataset, SharedMemoryDataset
+    from kedro.io.core import parse_dataset_definition
+    def persisted(entry):
+        # Kedro's resume hint treats a dataset as persisted when the catalog has it and
+        # it is not _EPHEMERAL (set per instance by these three): mirror that by type.
+        try:
+            cls = parse_dataset_definition({"type": entry["type"]})[0]
+        except Exception:
+            return False
+        return not issubclass(cls, (CachedDataset, MemoryDataset, SharedMemoryDataset))
     snapshot = dataclasses.asdict(get_project_snapshot(project_path="."))
+    kept = {name for name, entry in snapshot["datasets"].items() if persisted(entry)}
     pipelines = [
         {"name": p["name"], "nodes": [
             {"name": n["name"], "func": n["func_name"], "inputs": n["inputs"],
              "outputs": n["outputs"], "tags": n["tags"]}
-            for n in p["nodes"]]}
+            for n in p["nodes"]],
+         "persisted_datasets": sorted(
+            kept & {d for n in p["nodes"] for d in n["inputs"] + n["outputs"]})}
         for p in snapshot["pipelines"]]
 sys.stdout.write("MARKER" + json.dumps({"kedro_version": kedro.__version__,
                                         "pipelines": pipelines}) + "\n")

@@ -19,6 +19,11 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_PROJECT = REPO_ROOT / "examples" / "demo_project"
 DEFAULT_QUEUE = "default"
+RetryOn = Literal["worker_lost", "timeout", "failed"]
+
+
+def _worker_lost_only() -> list[RetryOn]:
+    return ["worker_lost"]
 
 
 class Settings(BaseSettings):
@@ -47,8 +52,14 @@ class Settings(BaseSettings):
     api_keys: SecretStr | None = None
     admin_users: Annotated[list[str], NoDecode] = Field(default_factory=list)
     job_retention_days: float | None = Field(default=None, gt=0)
+    # Server-wide defaults of a job's `retry` policy (each field a job leaves out).
+    retry_max_attempts: int = Field(default=1, ge=1, le=20)
+    retry_on: Annotated[list[RetryOn], NoDecode] = Field(default_factory=_worker_lost_only)
+    retry_delay_seconds: float = Field(default=10.0, ge=0, le=24 * 3600)
+    retry_backoff: float = Field(default=2.0, ge=1, le=10)
+    retry_strategy: Literal["from_failure", "all"] = "all"
 
-    @field_validator("kedro_env_passthrough", "admin_users", mode="before")
+    @field_validator("kedro_env_passthrough", "admin_users", "retry_on", mode="before")
     @classmethod
     def _split_names(cls, value: object) -> object:
         if isinstance(value, str):

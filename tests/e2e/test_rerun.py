@@ -36,6 +36,9 @@ def reruns(
         workers=2,
         RUNNER_MODE=runner_mode,
         WORKER_LOST_AFTER_SECONDS=str(LOST_AFTER),
+        # Runs keep their run-config in TMPDIR: a private one, so that no other gateway
+        # on this machine sweeping stale job directories from /tmp can take it away.
+        TMPDIR=str(directory),
     ) as stack:
         yield stack
 
@@ -75,7 +78,9 @@ def test_rerun_from_failure_runs_only_the_unfinished_nodes(client: httpx.Client)
         client, submit(client, pipeline_name="resumable", parameters=FAIL)["id"]
     )
     assert failed["status"] == "failed"
-    assert failed["progress"]["completed_node_names"] == ["first_step", "second_step"]
+    assert failed["progress"]["completed_node_names"] == ["first_step", "second_step"], read_log(
+        client, failed["id"]
+    )
 
     rerun = _rerun(client, failed["id"], parameters=FIXED)
     assert rerun["from_nodes"] == ["third_step"]  # reads the persisted resume_prepared

@@ -23,6 +23,7 @@ from app.core.logs import configure_logging
 from app.ops.log_stream import FollowerSlots
 from app.ops.maintenance import maintain_forever
 from app.ops.metrics import GatewayCollector
+from app.ops.rerun import retry_defaults
 from app.ops.submit import Submitter
 from app.ops.webhooks import WebhookSender, deliver_forever
 from app.services import build_core
@@ -51,7 +52,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.manager = core.manager
         app.state.broker = broker
-        app.state.submitter = Submitter(manager=core.manager, broker=broker)
+        app.state.submitter = Submitter(
+            manager=core.manager, broker=broker, retry_defaults=retry_defaults(settings)
+        )
         app.state.registry = registry
         app.state.keyring = keyring
         app.state.followers = FollowerSlots(settings.max_followers_per_user)

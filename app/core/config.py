@@ -20,6 +20,11 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_PROJECT = REPO_ROOT / "examples" / "demo_project"
 DEFAULT_QUEUE = "default"
+RetryOn = Literal["worker_lost", "timeout", "failed"]
+
+
+def _worker_lost_only() -> list[RetryOn]:
+    return ["worker_lost"]
 
 
 class Settings(BaseSettings):
@@ -64,11 +69,19 @@ class Settings(BaseSettings):
     webhook_retry_base_seconds: float = Field(default=5.0, gt=0)
     webhook_retry_max_seconds: float = Field(default=3600.0, gt=0)
 
+    # Server-wide defaults of a job's `retry` policy (each field a job leaves out).
+    retry_max_attempts: int = Field(default=1, ge=1, le=20)
+    retry_on: Annotated[list[RetryOn], NoDecode] = Field(default_factory=_worker_lost_only)
+    retry_delay_seconds: float = Field(default=10.0, ge=0, le=24 * 3600)
+    retry_backoff: float = Field(default=2.0, ge=1, le=10)
+    retry_strategy: Literal["from_failure", "all"] = "all"
+
     @field_validator(
         "kedro_env_passthrough",
         "admin_users",
         "allowed_hosts",
         "webhook_allowed_hosts",
+        "retry_on",
         mode="before",
     )
     @classmethod

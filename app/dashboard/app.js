@@ -667,6 +667,7 @@
     const errorBox = h("pre", { class: "error-message", id: "error-message", hidden: true });
     const notice = h("p", { class: "field-error", role: "alert", hidden: true });
     const nodesBox = h("div", { id: "nodes" });
+    const attemptsBox = h("div", { id: "attempts" });
     const eventsBox = h("ol", { class: "events", id: "events" });
     const paramsBox = h("pre", { class: "params", id: "job-parameters" });
     const log = logTail(id, signal);
@@ -676,7 +677,7 @@
         h("div", { class: "job-title-row" }, title, badge),
         h("p", { class: "mono muted job-id" }, id),
         h("div", { class: "job-progress" }, bar.el, cancelArea),
-        notice, errorBox, facts),
+        notice, errorBox, facts, attemptsBox),
       h("div", { class: "job-grid" },
         h("section", { class: "card" }, h("h2", {}, "Nodes"), nodesBox),
         h("section", { class: "card" }, h("h2", {}, "Events"), eventsBox),
@@ -689,6 +690,11 @@
     let cancelling = false;
 
     function renderCancel() {
+      if (job && (job.status === "failed" || job.status === "cancelled")) {
+        cancelArea.replaceChildren(h("button", { type: "button", class: "secondary", id: "rerun-job",
+          onclick: doRerun }, "Rerun from failure"));
+        return;
+      }
       if (!job || TERMINAL.has(job.status)) {
         cancelArea.replaceChildren();
         return;
@@ -723,6 +729,37 @@
       }
     }
 
+    async function doRerun() {
+      notice.hidden = true;
+      try {
+        const rerun = await api("/jobs/" + encodeURIComponent(id) + "/rerun",
+          { method: "POST", body: { from: "failure" }, signal });
+        location.hash = jobHref(rerun.id);
+      } catch (err) {
+        if (isAbort(err)) return;
+        text(notice, "Rerun refused: " + err.message);
+        notice.hidden = false;
+      }
+    }
+
+    function renderAttempts() {
+      const attempts = job.results && Array.isArray(job.results.attempts) ? job.results.attempts : [];
+      if (attempts.length < 2 && !job.next_attempt_at) {
+        attemptsBox.replaceChildren();
+        return;
+      }
+      attemptsBox.replaceChildren(h("h2", {}, "Attempts"), h("ol", { class: "events" },
+        attempts.map((a) => h("li", { "data-attempt": String(a.attempt) },
+          statusBadge(a.status), ` attempt ${a.attempt}`,
+          a.worker ? ` on ${a.worker}` : "",
+          `, ${fmtSeconds(a.execution_time)}, exit code ${a.exit_code === null ? "—" : a.exit_code}`,
+          `, ${(a.completed_nodes || []).length} nodes completed`,
+          a.error ? h("span", { class: "reason" }, " " + a.error) : null)),
+        job.next_attempt_at
+          ? h("li", { id: "next-attempt" }, statusBadge("pending"), " next attempt at ", timeEl(job.next_attempt_at))
+          : null));
+    }
+
     function fact(label, value) {
       return [h("div", { class: "fact" }, h("dt", {}, label), h("dd", {}, value))];
     }
@@ -746,7 +783,11 @@
         ...fact("Execution time", h("span", { id: "execution-time" }, timing)),
         ...fact("Exit code", h("span", { id: "exit-code" }, job.exit_code === null ? "—" : String(job.exit_code))),
         ...fact("Worker", job.worker || "—"),
-        ...fact("Attempt", String(job.attempt)),
+        ...fact("Attempt", job.retry && job.retry.max_attempts > 1
+          ? `${job.attempt} of ${job.retry.max_attempts}` : String(job.attempt)),
+        ...(job.rerun_of ? fact("Rerun of", h("a", { href: jobHref(job.rerun_of), id: "rerun-of" },
+          shortId(job.rerun_of))) : []),
+        ...(job.from_nodes && job.from_nodes.length ? fact("From nodes", job.from_nodes.join(", ")) : []),
         ...fact("Queue", job.queue || "default"),
         ...fact("Environment", job.env || "—"),
         ...(job.timeout_seconds ? fact("Timeout", fmtSeconds(job.timeout_seconds)) : []),
@@ -755,6 +796,7 @@
       );
       text(paramsBox, JSON.stringify(job.parameters || {}, null, 2));
       renderNodes();
+      renderAttempts();
       renderCancel();
     }
 

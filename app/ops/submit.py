@@ -8,8 +8,10 @@ from app.broker.publisher import Broker
 from app.core.config import DEFAULT_QUEUE
 from app.core.exceptions import InvalidJobRequest
 from app.runner.command import check_for_kedro
+from app.runner.graph import Graph, InvalidRunOptions
 from app.schemas.jobs import Job, JobCreate
-from app.schemas.pipelines import PipelineList
+from app.schemas.pipelines import Pipeline, PipelineList
+from app.schemas.retry import RetryPolicy
 from app.store import JobManager
 
 REGISTRY_CACHE_SECONDS = 2.0
@@ -18,13 +20,22 @@ REGISTRY_CACHE_SECONDS = 2.0
 class Submitter:
     """Validates a request against the workers' projects, records it and publishes it."""
 
-    def __init__(self, *, manager: JobManager, broker: Broker) -> None:
+    def __init__(
+        self, *, manager: JobManager, broker: Broker, retry_defaults: RetryPolicy | None = None
+    ) -> None:
         self._manager = manager
         self._broker = broker
+        self._retry_defaults = retry_defaults or RetryPolicy()
         self._registry_cache: dict[str, tuple[float, PipelineList | None]] = {}
 
     def submit_job(
-        self, *, request: JobCreate, user_id: str | None, idempotency_key: str | None
+        self,
+        *,
+        request: JobCreate,
+        user_id: str | None,
+        idempotency_key: str | None,
+        rerun_of: str | None = None,
+        planned_nodes: list[str] | None = None,
     ) -> tuple[Job, bool]:
         """Record the job, then publish it; returns the job and whether it is new."""
         self.check_destination(request)
@@ -34,6 +45,9 @@ class Submitter:
             user_id=user_id,
             idempotency_key=idempotency_key,
             dispatched=publish_now,
+            retry=self.retry_policy(request.retry),
+            rerun_of=rerun_of,
+            planned_nodes=planned_nodes,
         )
         if created and publish_now and not self._broker.publish(job):
             self._manager.mark_undispatched(job_id=job.id)
@@ -57,6 +71,24 @@ class Submitter:
                 f"known pipelines: {', '.join(names)}"
             )
         check_for_kedro(request, request.parameters, kedro_version=project.kedro_version)
+        nodes = self.pipeline(request.queue, request.pipeline_name).nodes
+        if nodes:  # None or empty: the worker could not list them
+            try:
+                Graph(nodes).selected(request)
+            except InvalidRunOptions as exc:
+                raise InvalidJobRequest(f"pipeline {request.pipeline_name!r}: {exc}") from None
+
+    def pipeline(self, queue: str, name: str) -> Pipeline:
+        """The pipeline as the queue's workers last reported it; `nodes` None if unknown."""
+        project = self._project(queue)
+        found = [p for p in project.items if p.name == name] if project is not None else []
+        return found[0] if found else Pipeline(name=name, nodes=None)
+
+    def retry_policy(self, requested: RetryPolicy | None) -> RetryPolicy:
+        """The request's retry policy, with the server's defaults for what it leaves out."""
+        if requested is None:
+            return self._retry_defaults
+        return self._retry_defaults.model_copy(update=requested.model_dump(exclude_unset=True))
 
     def forget_project(self, queue: str) -> None:
         """Drop the cached registry of `queue` (a refresh was asked for)."""

@@ -40,11 +40,34 @@ def func_name(node):
         func = func.func
     return getattr(func, "__name__", type(func).__name__)
 
+def persisted_datasets():
+    # Kedro's resume hint treats a dataset as persisted when the catalog has it and it
+    # is not _EPHEMERAL (set per instance by these three): mirror that by type. Kedro
+    # 0.19 has no catalog snapshot: None, and a rerun restarts from the top.
+    try:
+        import dataclasses
+        from kedro.inspection import get_project_snapshot
+        from kedro.io import CachedDataset, MemoryDataset, SharedMemoryDataset
+        from kedro.io.core import parse_dataset_definition
+    except ImportError:
+        return None
+    def persisted(entry):
+        try:
+            cls = parse_dataset_definition({"type": entry["type"]})[0]
+        except Exception:
+            return False
+        return not issubclass(cls, (CachedDataset, MemoryDataset, SharedMemoryDataset))
+    snapshot = dataclasses.asdict(get_project_snapshot(project_path="."))
+    return {name for name, entry in snapshot["datasets"].items() if persisted(entry)}
+
+kept = persisted_datasets()
 pipelines = [
     {"name": name, "nodes": [
         {"name": n.name, "log_text": str(n), "func": func_name(n), "inputs": list(n.inputs),
          "outputs": list(n.outputs), "tags": sorted(n.tags)}
-        for n in pipeline.nodes]}
+        for n in pipeline.nodes],
+     "persisted_datasets": None if kept is None else sorted(
+        kept & {d for n in pipeline.nodes for d in list(n.inputs) + list(n.outputs)})}
     for name, pipeline in registry.items()]
 sys.stdout.write("MARKER" + json.dumps({"kedro_version": kedro.__version__,
                                         "pipelines": pipelines}) + "\n")

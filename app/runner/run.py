@@ -10,6 +10,7 @@ ParallelRunner's children may hold the pipe open after Kedro exits.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import logging
 import os
@@ -28,6 +29,7 @@ from app.core.config import Settings
 from app.core.exceptions import InvalidJobRequest, JobNotFound
 from app.runner.cold import start_cold
 from app.runner.command import build_argv, build_run_config, check_for_kedro, kedro_environment
+from app.runner.graph import InvalidRunOptions, done_nodes, plan_resume
 from app.runner.groups import RunProcess, signal_group, stop_group
 from app.runner.inspector import ProjectReport
 from app.runner.output import OutputParser
@@ -64,8 +66,9 @@ class _Run:
         self.kedro_version = project.kedro_version if project else None
         self.parser = OutputParser(project.node_names(self.job.pipeline_name) if project else None)
         self.buffer = bytearray()
-        self.offset = 0
+        self.offset = self.job.output_bytes  # a retry's output follows the earlier attempts'
         self.stop_reason: tuple[JobStatus, str] | None = None
+        self.timed_out = False
         self.timeout = self.job.timeout_seconds or settings.job_timeout_seconds
         self.process_started_at = self.process_exited_at = utcnow()
         self.runner = "cold"
@@ -75,6 +78,9 @@ class _Run:
             check_for_kedro(self.job, self.job.parameters, kedro_version=self.kedro_version)
         except InvalidJobRequest as exc:
             return _outcome(JobStatus.failed, None, None, exc.detail, {})
+        resumed = self._resume()
+        if self.attempt > 1 or self.job.retry.max_attempts > 1:
+            self._take(self._separator(resumed).encode())
         config = build_run_config(self.job, kedro_version=self.kedro_version)
         config_path = workdir / f"run-config-{self.job.id}.json"
         _write_private(config_path, dump_run_config(config))
@@ -95,7 +101,9 @@ class _Run:
                 process = self._start(argv, output_end)
         except OSError as exc:
             os.close(output)
-            return _outcome(JobStatus.failed, None, None, f"could not start kedro: {exc}", {})
+            self._flush()
+            outcome = _outcome(JobStatus.failed, None, None, f"could not start kedro: {exc}", {})
+            return dataclasses.replace(outcome, failure="failed")
         finally:
             os.close(output_end)
         returncode, exited = self._supervise(process, output)
@@ -163,6 +171,7 @@ class _Run:
                     last_beat = now
                 if self.timeout and self.stop_reason is None and now - started > self.timeout:
                     self.stop_reason = (JobStatus.failed, f"timed out after {self.timeout:g} s")
+                    self.timed_out = True
                 if self.stop_reason is not None:
                     self._kill(process)
             exited = time.monotonic()
@@ -242,7 +251,47 @@ class _Run:
             status, message = JobStatus.completed, None
         else:
             status, message = JobStatus.failed, self._failure_message(returncode)
-        return _outcome(status, returncode, execution_time, message, results)
+        outcome = _outcome(status, returncode, execution_time, message, results)
+        if status == JobStatus.failed:
+            return dataclasses.replace(outcome, failure="timeout" if self.timed_out else "failed")
+        return outcome
+
+    def _resume(self) -> list[str] | None:
+        """A `from_failure` retry resumes where the earlier attempts stopped: returns the
+        `from_nodes` this attempt starts from, or None to run the job's whole selection."""
+        if self.attempt < 2 or self.job.retry.strategy != "from_failure":
+            return None
+        project = self.manager.get_project(queue=self.job.queue)
+        pipeline = (
+            next((p for p in project.items if p.name == self.job.pipeline_name), None)
+            if project
+            else None
+        )
+        try:
+            if pipeline is None:
+                raise InvalidRunOptions("the project's pipelines are not known")
+            plan = plan_resume(pipeline, self.job, done_nodes(self.job))
+        except InvalidRunOptions as exc:
+            logger.warning("job %s: cannot resume, running it all: %s", self.job.id, exc)
+            return None
+        if not plan.from_nodes:
+            return None
+        self.job = self.job.model_copy(update={"from_nodes": plan.from_nodes})
+        self.manager.note_resume(
+            job_id=self.job.id,
+            attempt=self.attempt,
+            resume_from=plan.from_nodes,
+            planned_nodes=plan.nodes,
+        )
+        return plan.from_nodes
+
+    def _separator(self, resumed: list[str] | None) -> str:
+        """The line that opens each attempt's part of the log."""
+        where = f", resuming from {', '.join(resumed)}" if resumed else ""
+        return (
+            f"===== kedro-gateway: attempt {self.attempt} of {self.job.retry.max_attempts} "
+            f"on {self.job.worker}{where} =====\n"
+        )
 
     def _failure_message(self, returncode: int) -> str:
         if returncode < 0:

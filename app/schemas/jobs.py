@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from app.core.config import DEFAULT_QUEUE
 from app.core.exceptions import InvalidJobRequest
 from app.runner.params import check_parameters
+from app.schemas.retry import RetryPolicy
 from app.schemas.webhooks import JobNotify
 
 PLAIN_NAME = r"^[A-Za-z0-9_.\-]+$"
@@ -71,6 +72,9 @@ class JobCreate(RunOptions):
     timeout_seconds: float | None = Field(default=None, gt=0, le=30 * 24 * 3600)
     notify: JobNotify | None = Field(
         default=None, description="Webhook for this job's events, signed with WEBHOOK_SECRET."
+    )
+    retry: RetryPolicy | None = Field(
+        default=None, description="Retry policy; absent: the server's defaults (no retry)."
     )
 
     @field_validator("parameters")
@@ -134,6 +138,22 @@ class Job(RunOptions):
     output_bytes: int = Field(description="Bytes of output the run has written so far.")
     output_dropped_bytes: int = Field(
         description="Bytes of output dropped past LOG_MAX_BYTES (head and tail are kept)."
+    )
+    rerun_of: str | None = Field(default=None, description="The job this one reruns.")
+    retry: RetryPolicy = Field(
+        default_factory=RetryPolicy, description="The retry policy, with the defaults applied."
+    )
+    next_attempt_at: datetime | None = Field(
+        default=None, description="While `pending` between attempts: when the next one starts."
+    )
+    resume_from: list[str] | None = Field(
+        default=None,
+        description="The `from_nodes` the current attempt of a `from_failure` retry resumed "
+        "from (they replace the job's own `from_nodes` for that attempt).",
+    )
+    planned_nodes: list[str] | None = Field(
+        default=None,
+        description="The nodes a rerun or a resumed attempt runs, as the gateway computed them.",
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class PipelineNode(BaseModel):
@@ -18,6 +18,11 @@ class PipelineNode(BaseModel):
 class Pipeline(BaseModel):
     name: str
     nodes: list[PipelineNode] | None
+    persisted_datasets: list[str] | None = Field(
+        default=None,
+        description="Datasets of the pipeline that its catalog persists (not memory "
+        "datasets): a resumed run can read them. Null when the worker could not tell.",
+    )
 
 
 class PipelineList(BaseModel):

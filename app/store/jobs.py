@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.core.exceptions import JobConflict, JobNotFound
 from app.schemas.jobs import Job, JobCreate, JobEvent, JobStatus
+from app.schemas.retry import RetryPolicy
 from app.store.base import StoreBase
 from app.store.cursors import decode_cursor, encode_cursor
 from app.store.outbox import save_notify
@@ -33,8 +34,14 @@ class JobRecords(StoreBase):
         user_id: str | None,
         idempotency_key: str | None = None,
         dispatched: bool,
+        retry: RetryPolicy | None = None,
+        rerun_of: str | None = None,
+        planned_nodes: list[str] | None = None,
     ) -> tuple[Job, bool]:
-        """Record a pending job; returns it and whether it is new (not an idempotent repeat)."""
+        """Record a pending job; returns it and whether it is new (not an idempotent repeat).
+
+        `retry` is the request's policy with the server's defaults applied; a rerun
+        names the job it reruns and the nodes it will run."""
         request_hash = _request_hash(request)
         # ':' cannot occur in a user name (API_KEYS splits on it); PostgreSQL refuses NUL.
         scope = f"{user_id or ''}:{idempotency_key}" if idempotency_key else None
@@ -59,6 +66,9 @@ class JobRecords(StoreBase):
             "output_dropped_bytes": 0,
             "dispatched_at": now if dispatched else None,
             "dispatch_count": 1 if dispatched else 0,
+            "retry": retry.model_dump(mode="json") if retry is not None else None,
+            "rerun_of": rerun_of,
+            "planned_nodes": planned_nodes,
         }
         try:
             with self._write() as connection:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from app.store.leases import Leases
 from app.store.output import OutputLog
+from app.store.retries import JobRetries
 from app.store.stats import StoreStats
-from app.store.transitions import JobTransitions
 from app.store.webhooks import WebhookStore
 from app.store.workers import WorkerRegistry
 
 
-class JobManager(JobTransitions, OutputLog, WorkerRegistry, StoreStats, WebhookStore, Leases):
+class JobManager(JobRetries, OutputLog, WorkerRegistry, StoreStats, WebhookStore, Leases):
     """Owns every SQL statement and every state transition of a job (one module per part)."""

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, insert
 
 from app.schemas.jobs import TERMINAL_STATUSES, Job, JobStatus, Progress, RunOptions
+from app.schemas.retry import RetryPolicy
 from app.store.tables import job_events, jobs
 
 _INTERNAL_COLUMNS = {"idempotency_scope", "request_hash", "pid", "dispatched_at", "dispatch_count"}
@@ -74,4 +75,9 @@ def to_job(row: Any) -> Job:
         heartbeat_at=row["heartbeat_at"],
         output_bytes=row["output_bytes"],
         output_dropped_bytes=row["output_dropped_bytes"],
+        rerun_of=row["rerun_of"],
+        retry=RetryPolicy.model_validate(row["retry"]) if row["retry"] else RetryPolicy(),
+        next_attempt_at=row["next_attempt_at"],
+        resume_from=row["resume_from"],
+        planned_nodes=row["planned_nodes"],
     )

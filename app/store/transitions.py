@@ -39,6 +39,7 @@ class JobTransitions(JobRecords):
                 .where(
                     jobs.c.status == JobStatus.pending.value,
                     jobs.c.cancel_requested.is_(False),
+                    or_(jobs.c.next_attempt_at.is_(None), jobs.c.next_attempt_at <= now),
                     or_(
                         jobs.c.dispatched_at.is_(None),
                         jobs.c.dispatched_at < now - redispatch_after,
@@ -92,9 +93,12 @@ class JobTransitions(JobRecords):
                     jobs.c.id == job_id,
                     jobs.c.status == JobStatus.pending.value,
                     jobs.c.cancel_requested.is_(False),
+                    # A retry waits for its time even if an old message turns up early.
+                    or_(jobs.c.next_attempt_at.is_(None), jobs.c.next_attempt_at <= now),
                 )
                 .values(
                     status=JobStatus.running.value,
+                    next_attempt_at=None,
                     attempt=jobs.c.attempt + 1,
                     worker=worker,
                     started_at=now,
@@ -222,6 +226,7 @@ class JobTransitions(JobRecords):
             execution_time=None,
             error_message=message,
             results={"error": message},
+            failure="worker_lost",
         )
         finished = self.finish_job(job_id=job_id, attempt=attempt, outcome=outcome)
         if finished:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.schemas.jobs import Job, JobStatus
+from app.schemas.retry import RetryOn
 from app.store.tables import jobs
 
 
@@ -52,3 +53,4 @@ class RunOutcome:
     execution_time: float | None
     error_message: str | None
     results: dict[str, Any]
+    failure: RetryOn | None = None  # which kind of failure, for the job's retry policy

@@ -25,7 +25,7 @@ from playwright.sync_api import (
 
 from app.core.config import REPO_ROOT
 from tests.utils.expected import THREE_OF_THREE
-from tests.utils.stack import Stack
+from tests.utils.stack import Stack, submit, wait_for_status
 
 pytestmark = [pytest.mark.e2e, pytest.mark.stacks(("sqlite", "cold"))]
 
@@ -246,3 +246,18 @@ def test_dashboard_without_pipeline_list_and_with_api_key(dashboard: Watched) ->
     page.locator("#parameters").fill('{"initial_value": 1}')
     page.get_by_role("button", name="Submit job").click()
     expect(page.locator("#submitted-job")).to_contain_text("arithmetic")
+
+
+def test_dashboard_reruns_a_failed_job_from_its_failure(stack: Stack, dashboard: Watched) -> None:
+    page = dashboard.page
+    with stack.client() as client:
+        failed = submit(client, pipeline_name="resumable", parameters={"resume": {"fail": True}})
+        wait_for_status(client, failed["id"])
+    page.goto(f"/#/jobs/{failed['id']}")
+    expect(page.locator("#job-status")).to_have_text("failed")
+    page.get_by_role("button", name="Rerun from failure").click()
+    expect(page.locator("#rerun-of")).to_have_text(failed["id"][:8])
+    expect(page).not_to_have_url(re.compile(f"#/jobs/{failed['id']}$"))
+    # The fix is not in (resume.fail is still true): the rerun fails at the same node.
+    expect(page.locator("#job-status")).to_have_text("failed")
+    dashboard.screenshot("rerun-job")

@@ -270,7 +270,10 @@ def test_finish_only_by_claiming_attempt(manager: JobManager) -> None:
     job = manager.get_job(job_id=job_id)
     assert job.status == JobStatus.completed
     assert (job.exit_code, job.execution_time) == (0, 0.5)
+    assert job.results is not None
+    attempts = job.results.pop("attempts")
     assert job.results == {"exit_code": 0, "execution_time": 0.5, "output_tail": []}
+    assert [(a["attempt"], a["exit_code"], a["status"]) for a in attempts] == [(1, 0, "completed")]
     assert job.completed_at is not None
     assert job.started_at is not None
     assert job.completed_at >= job.started_at

@@ -99,3 +99,25 @@ def print_environment(_value: int) -> None:
     Kedro needs every node to have an input; this one ignores it.
     """
     _write("ENVIRON " + json.dumps(dict(sorted(os.environ.items())), ensure_ascii=False))
+
+
+def resume_start(value: int) -> list[int]:
+    """Start a list of numbers at ``value``."""
+    return [value]
+
+
+def resume_extend(values: list[int]) -> list[int]:
+    """Append the next number."""
+    return [*values, values[-1] + 1]
+
+
+def resume_extend_or_fail(values: list[int], fail: bool) -> list[int]:
+    """Fail on purpose while ``fail`` is true; else append the next number."""
+    if fail:
+        raise RuntimeError("intentional failure: resume.fail is true")
+    return resume_extend(values)
+
+
+def resume_report(values: list[int]) -> None:
+    """Print the numbers on one line."""
+    _write("RESUME RESULT " + json.dumps(values))

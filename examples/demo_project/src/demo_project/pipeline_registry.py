@@ -37,6 +37,40 @@ def _arithmetic() -> Pipeline:
     )
 
 
+def _resumable() -> Pipeline:
+    """Two halves with a persisted dataset between them; the second can fail."""
+    return Pipeline(
+        [
+            Node(nodes.resume_start, "params:initial_value", "resume_numbers", name="first_step"),
+            Node(nodes.resume_extend, "resume_numbers", "resume_prepared", name="second_step"),
+            Node(
+                nodes.resume_extend_or_fail,
+                ["resume_prepared", "params:resume.fail"],
+                "resume_checked",
+                name="third_step",
+            ),
+            Node(nodes.resume_report, "resume_checked", None, name="fourth_step"),
+        ]
+    )
+
+
+def _memory_resume() -> Pipeline:
+    """The failing node reads a memory dataset, so a resume starts at its producer."""
+    return Pipeline(
+        [
+            Node(nodes.resume_start, "params:initial_value", "resume_loaded", name="load_step"),
+            Node(nodes.resume_extend, "resume_loaded", "resume_produced", name="produce_step"),
+            Node(
+                nodes.resume_extend_or_fail,
+                ["resume_produced", "params:resume.fail"],
+                "resume_consumed",
+                name="consume_step",
+            ),
+            Node(nodes.resume_report, "resume_consumed", None, name="report_step"),
+        ]
+    )
+
+
 def register_pipelines() -> dict[str, Pipeline]:
     """Register the project's pipelines by name."""
     arithmetic = _arithmetic()
@@ -59,6 +93,8 @@ def register_pipelines() -> dict[str, Pipeline]:
         "environ": Pipeline(
             [Node(nodes.print_environment, "params:initial_value", None, name="environ")]
         ),
+        "resumable": _resumable(),
+        "memory_resume": _memory_resume(),
         "children": Pipeline(
             [
                 Node(

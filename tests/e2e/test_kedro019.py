@@ -112,12 +112,16 @@ def test_run_options_reach_kedro_0_19(
     assert line in read_log(client, str(done["id"]))
 
 
-def test_a_namespace_and_load_versions_reach_kedro_0_19_under_its_keys(
+def test_a_namespace_is_checked_at_submit_and_load_versions_reach_kedro_0_19(
     client: httpx.Client,
 ) -> None:
-    """The example has neither: Kedro's own refusals show it read each option."""
-    namespaced = _run(client, namespaces=["nowhere"])
-    assert "does not contain nodes with namespace 'nowhere'" in str(namespaced["error_message"])
+    """The example has neither: the reported pipeline refuses the namespace at submit, and
+    Kedro's own refusal shows it read `load_versions` under 0.19's key."""
+    namespaced = client.post(
+        "/jobs", json={"pipeline_name": "arithmetic", "queue": QUEUE, "namespaces": ["nowhere"]}
+    )
+    assert namespaced.status_code == 422
+    assert "namespaces: 'nowhere'" in namespaced.json()["detail"]
     versioned = _run(client, load_versions={"ghost": "2024-01-01T00.00.00.000Z"})
     assert "'load_versions' keys [ghost] are not found" in str(versioned["error_message"])
 

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     api_keys: SecretStr | None = None
     admin_users: Annotated[list[str], NoDecode] = Field(default_factory=list)
     job_retention_days: float | None = Field(default=None, gt=0)
+    # Initial admission limits, JSON in the shape of `GET /limits`; stored at start
+    # unless limits are stored already (an admin's `PUT /limits` then wins).
+    limits: str | None = None
 
     @field_validator("kedro_env_passthrough", "admin_users", mode="before")
     @classmethod

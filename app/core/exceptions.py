@@ -6,6 +6,7 @@ GatewayError
  ├── JobConflict            409: the job is terminal, or an idempotency key is reused
  ├── InvalidJobRequest      422: a request that is well-formed but cannot run
  │    └── InvalidCursor     422: a list cursor this API did not hand out
+ ├── TooManyPendingJobs     429: the caller's pending jobs are at the cap (Retry-After)
  └── BrokerUnavailable      503: a message that must be sent now could not be
 """
 
@@ -42,3 +43,13 @@ class InvalidCursor(InvalidJobRequest):
 
 class BrokerUnavailable(GatewayError):
     status_code = 503
+
+
+class TooManyPendingJobs(GatewayError):
+    """The caller has `max_pending_per_user` pending jobs; nothing was recorded."""
+
+    status_code = 429
+
+    def __init__(self, detail: str, *, retry_after_seconds: int) -> None:
+        super().__init__(detail)
+        self.retry_after_seconds = retry_after_seconds

@@ -22,6 +22,9 @@ KedroName = Annotated[
     str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.\-:]+$")
 ]
 NameList = Annotated[list[KedroName], Field(max_length=500)]
+ConcurrencyKey = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.\-:/@+=]+$")
+]
 RunnerName = Literal["SequentialRunner", "ThreadRunner", "ParallelRunner"]
 
 
@@ -68,6 +71,13 @@ class JobCreate(RunOptions):
     )
     queue: QueueName = DEFAULT_QUEUE
     timeout_seconds: float | None = Field(default=None, gt=0, le=30 * 24 * 3600)
+    priority: int = Field(
+        default=0, ge=-1_000_000, le=1_000_000, description="Higher is admitted first."
+    )
+    concurrency_key: ConcurrencyKey | None = Field(
+        default=None,
+        description="Jobs sharing a key run one at a time, unless the limits say otherwise.",
+    )
 
     @field_validator("parameters")
     @classmethod
@@ -118,6 +128,17 @@ class Job(RunOptions):
     output_bytes: int = Field(description="Bytes of output the run has written so far.")
     output_dropped_bytes: int = Field(
         description="Bytes of output dropped past LOG_MAX_BYTES (head and tail are kept)."
+    )
+    priority: int = 0
+    concurrency_key: str | None = None
+    waiting_reason: str | None = Field(
+        default=None,
+        description="While pending and held back by admission: why, e.g. "
+        "'pipeline train: 1 of 1 running'.",
+    )
+    position: int | None = Field(
+        default=None,
+        description="While held back by admission: its place in the admission order (1: next).",
     )
 
 

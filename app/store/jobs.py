@@ -15,6 +15,7 @@ from app.core.exceptions import JobConflict, JobNotFound
 from app.schemas.jobs import Job, JobCreate, JobEvent, JobStatus
 from app.store.base import StoreBase
 from app.store.cursors import decode_cursor, encode_cursor
+from app.store.lanes import lane_of
 from app.store.rows import JOB_COLUMNS, record_event, to_job
 from app.store.tables import job_events, jobs
 from app.store.types import EVERYONE, Visibility, utcnow
@@ -32,8 +33,11 @@ class JobRecords(StoreBase):
         user_id: str | None,
         idempotency_key: str | None = None,
         dispatched: bool,
+        admitted: bool = True,
     ) -> tuple[Job, bool]:
-        """Record a pending job; returns it and whether it is new (not an idempotent repeat)."""
+        """Record a pending job; returns it and whether it is new (not an idempotent repeat).
+
+        A job not `admitted` waits for the admission pass (`app/store/admission.py`)."""
         request_hash = _request_hash(request)
         # ':' cannot occur in a user name (API_KEYS splits on it); PostgreSQL refuses NUL.
         scope = f"{user_id or ''}:{idempotency_key}" if idempotency_key else None
@@ -58,6 +62,12 @@ class JobRecords(StoreBase):
             "output_dropped_bytes": 0,
             "dispatched_at": now if dispatched else None,
             "dispatch_count": 1 if dispatched else 0,
+            "priority": request.priority,
+            "concurrency_key": request.concurrency_key,
+            "admitted_at": now if admitted else None,
+            "admission_lane": lane_of(
+                request.queue, request.pipeline_name, user_id, request.concurrency_key
+            ),
         }
         try:
             with self._write() as connection:

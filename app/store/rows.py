@@ -10,7 +10,15 @@ from sqlalchemy import Connection, insert
 from app.schemas.jobs import TERMINAL_STATUSES, Job, JobStatus, Progress, RunOptions
 from app.store.tables import job_events, jobs
 
-_INTERNAL_COLUMNS = {"idempotency_scope", "request_hash", "pid", "dispatched_at", "dispatch_count"}
+_INTERNAL_COLUMNS = {
+    "idempotency_scope",
+    "request_hash",
+    "pid",
+    "dispatched_at",
+    "dispatch_count",
+    "admitted_at",
+    "admission_lane",
+}
 JOB_COLUMNS = [column for column in jobs.c if column.name not in _INTERNAL_COLUMNS]
 TERMINAL = [status.value for status in TERMINAL_STATUSES]
 
@@ -74,4 +82,6 @@ def to_job(row: Any) -> Job:
         heartbeat_at=row["heartbeat_at"],
         output_bytes=row["output_bytes"],
         output_dropped_bytes=row["output_dropped_bytes"],
+        priority=row["priority"],
+        concurrency_key=row["concurrency_key"],
     )

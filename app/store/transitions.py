@@ -38,6 +38,7 @@ class JobTransitions(JobRecords):
                 .where(
                     jobs.c.status == JobStatus.pending.value,
                     jobs.c.cancel_requested.is_(False),
+                    jobs.c.admitted_at.is_not(None),
                     or_(
                         jobs.c.dispatched_at.is_(None),
                         jobs.c.dispatched_at < now - redispatch_after,

@@ -17,7 +17,7 @@ import logging
 from collections import Counter
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, text, tuple_, update
+from sqlalchemy import Connection, and_, func, insert, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.schemas.jobs import Job, JobStatus
@@ -35,27 +35,24 @@ LIMITS_ROW = 1
 NOT_ADMITTED = "waiting for its turn"
 
 _waiting = and_(jobs.c.status == JobStatus.pending.value, jobs.c.admitted_at.is_(None))
-_admitted = or_(
-    jobs.c.status == JobStatus.running.value,
-    and_(jobs.c.status == JobStatus.pending.value, jobs.c.admitted_at.is_not(None)),
-)
 # One index seek per lane (a loose index scan on ix_jobs_waiting), on both databases.
-_LANES = text(
-    """
+_LANES = """
     WITH RECURSIVE lanes(lane) AS (
-        SELECT (SELECT admission_lane FROM jobs
+        SELECT (SELECT admission_lane FROM jobs {hint}
                 WHERE status = 'pending' AND admitted_at IS NULL
                 ORDER BY admission_lane LIMIT 1)
         UNION ALL
-        SELECT (SELECT j.admission_lane FROM jobs j
+        SELECT (SELECT j.admission_lane FROM jobs AS j {hint}
                 WHERE j.status = 'pending' AND j.admitted_at IS NULL
                   AND j.admission_lane > lanes.lane
                 ORDER BY j.admission_lane LIMIT 1)
         FROM lanes WHERE lanes.lane IS NOT NULL
     )
     SELECT lane FROM lanes WHERE lane IS NOT NULL
-    """
-)
+"""
+# SQLite's planner, without statistics, prefers ix_jobs_status: a scan of every pending job.
+_SQLITE_WAITING = "INDEXED BY ix_jobs_waiting"
+_SQLITE_ADMITTED = "INDEXED BY ix_jobs_admitted"
 
 
 class Admission(JobRecords):
@@ -84,11 +81,14 @@ class Admission(JobRecords):
     def seed_limits(self, *, limits: Limits) -> bool:
         """Store `limits` unless limits are stored already; whether they were stored."""
         dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(admission_limits).values(
-            id=LIMITS_ROW, limits=limits.model_dump(mode="json"), updated_at=utcnow()
+        statement = (
+            dialect.insert(admission_limits)
+            .values(id=LIMITS_ROW, limits=limits.model_dump(mode="json"), updated_at=utcnow())
+            .on_conflict_do_nothing()
+            .returning(admission_limits.c.id)
         )
         with self._write() as connection:
-            return bool(connection.execute(statement.on_conflict_do_nothing()).rowcount)
+            return connection.execute(statement).first() is not None
 
     # --- submit ------------------------------------------------------------------
 
@@ -126,14 +126,14 @@ class Admission(JobRecords):
         The caller publishes them, and marks any it could not publish undispatched."""
         if most <= 0 or not self.has_waiting():
             return []
-        now = utcnow()
         admitted: list[Job] = []
         with self._write() as connection:
             if connection.dialect.name == "postgresql":
                 connection.execute(select(func.pg_advisory_xact_lock(ADMISSION_LOCK)))
+            now = utcnow()  # after the lock: no earlier than the end that freed the slot
             limits = _limits(connection)
             occupancy = _occupancy(connection)
-            lanes = {name: Lane.parse(name) for name in connection.execute(_LANES).scalars()}
+            lanes = {name: Lane.parse(name) for name in _lane_names(connection)}
             turns = _turns(connection, {lane.user_key for lane in lanes.values()})
             next_turn = (
                 connection.execute(
@@ -263,13 +263,24 @@ def _limits(connection: Connection) -> Limits:
 
 
 def _occupancy(connection: Connection) -> Occupancy:
+    """Counted from running jobs and admitted pending ones: never from waiting jobs."""
     occupancy = Occupancy()
     columns = (jobs.c.queue, jobs.c.pipeline_name, jobs.c.user_id, jobs.c.concurrency_key)
-    for queue, pipeline, user, key, count in connection.execute(
-        select(*columns, func.count()).where(_admitted).group_by(*columns)
-    ):
-        occupancy.add(Lane(queue, pipeline, user, key), int(count))
+    running = select(*columns).where(jobs.c.status == JobStatus.running.value)
+    admitted = (
+        select(*columns)
+        .where(jobs.c.status == JobStatus.pending.value, jobs.c.admitted_at.is_not(None))
+        .with_hint(jobs, _SQLITE_ADMITTED, "sqlite")
+    )
+    for query in (running, admitted):
+        for queue, pipeline, user, key in connection.execute(query):
+            occupancy.add(Lane(queue, pipeline, user, key))
     return occupancy
+
+
+def _lane_names(connection: Connection) -> list[str]:
+    hint = _SQLITE_WAITING if connection.dialect.name == "sqlite" else ""
+    return list(connection.execute(text(_LANES.format(hint=hint))).scalars())
 
 
 def _turns(connection: Connection, users: set[str] | None) -> dict[str, int]:
@@ -300,6 +311,7 @@ def _head(connection: Connection, lane: str) -> Any:
         .where(_waiting, jobs.c.admission_lane == lane)
         .order_by(jobs.c.priority.desc(), jobs.c.created_at, jobs.c.id)
         .limit(1)
+        .with_hint(jobs, _SQLITE_WAITING, "sqlite")
     ).one_or_none()
 
 
@@ -309,7 +321,7 @@ def _position(connection: Connection, row: Any, turns: dict[str, int]) -> int:
         select(func.count()).where(_waiting, jobs.c.priority > row.priority)
     ).scalar_one()
     same = connection.execute(
-        select(jobs.c.user_id, func.count())
+        select(jobs.c.user_id, func.count(), func.min(jobs.c.created_at))
         .where(_waiting, jobs.c.priority == row.priority)
         .group_by(jobs.c.user_id)
     ).all()
@@ -322,12 +334,15 @@ def _position(connection: Connection, row: Any, turns: dict[str, int]) -> int:
             tuple_(jobs.c.created_at, jobs.c.id) < tuple_(row.created_at, row.id),
         )
     ).scalar_one()
-    my_turn = turns.get(row.user_id or "", 0)
+    me = row.user_id or ""
+    first = {user or "": oldest for user, _, oldest in same}
+    my_place = (turns.get(me, 0), first.get(me, row.created_at))
     ahead = int(higher) + int(mine_before)
-    for user, count in same:
-        if (user or "") == (row.user_id or ""):
+    for user, count, oldest in same:
+        if (user or "") == me:
             continue
-        # Each user ahead in the turn order gives one job per round, up to this job's round.
-        rounds = mine_before + 1 if turns.get(user or "", 0) < my_turn else mine_before
-        ahead += min(int(count), int(rounds))
+        # Users take turns: each gives one job per round up to this job's round, and
+        # one more if it comes first in the turn order (served less recently, or older).
+        first_in_turn = (turns.get(user or "", 0), oldest) < my_place
+        ahead += min(int(count), int(mine_before) + (1 if first_in_turn else 0))
     return ahead + 1

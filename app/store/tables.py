@@ -93,6 +93,7 @@ jobs = Table(
     Index("ix_jobs_status", "status"),
     Index("ix_jobs_user_created", "user_id", "created_at"),
     Index("ix_jobs_user_status", "user_id", "status"),
+    Index("ix_jobs_admitted", "status", "admitted_at"),
     Index(
         "ix_jobs_waiting",
         "admission_lane",

@@ -32,6 +32,7 @@ def upgrade() -> None:
         postgresql_where=sa.text(WAITING),
     )
     op.create_index("ix_jobs_user_status", "jobs", ["user_id", "status"])
+    op.create_index("ix_jobs_admitted", "jobs", ["status", "admitted_at"])
     op.create_table(
         "admission_limits",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
@@ -49,6 +50,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("admission_turns")
     op.drop_table("admission_limits")
+    op.drop_index("ix_jobs_admitted", table_name="jobs")
     op.drop_index("ix_jobs_user_status", table_name="jobs")
     op.drop_index("ix_jobs_waiting", table_name="jobs")
     with op.batch_alter_table("jobs") as batch:

@@ -12,7 +12,9 @@ from app.ops.admission import change_limits
 from app.schemas.limits import Limits
 
 router = APIRouter(prefix="/limits", tags=["limits"])
-NOT_ADMIN: dict[int | str, dict[str, Any]] = {403: error("The key is not an admin's (ADMIN_USERS).")}
+NOT_ADMIN: dict[int | str, dict[str, Any]] = {
+    403: error("The key is not an admin's (ADMIN_USERS).")
+}
 
 
 @router.get("", responses=NOT_ADMIN)

@@ -32,7 +32,7 @@ def test_unknown_queue_is_refused_until_a_worker_serves_it(
     manager: JobManager, broker: Broker, queue_length
 ) -> None:
     submitter = Submitter(manager=manager, broker=broker)
-    with pytest.raises(InvalidJobRequest, match="unknown queue 'gpu'.*-Q gpu"):
+    with pytest.raises(InvalidJobRequest, match=r"unknown queue 'gpu'.*-Q gpu"):
         submitter.submit_job(request=_request(queue="gpu"), user_id=None, idempotency_key=None)
     assert manager.list_jobs()[0] == []
     _report_project(manager, "gpu", "arithmetic")
@@ -48,7 +48,7 @@ def test_unknown_pipeline_is_refused_naming_the_known_ones(
 ) -> None:
     _report_project(manager, "default", "arithmetic", "fail")
     submitter = Submitter(manager=manager, broker=broker)
-    with pytest.raises(InvalidJobRequest, match="unknown pipeline 'nope'.*arithmetic, fail"):
+    with pytest.raises(InvalidJobRequest, match=r"unknown pipeline 'nope'.*arithmetic, fail"):
         submitter.submit_job(request=_request("nope"), user_id=None, idempotency_key=None)
     assert manager.list_jobs()[0] == []
 

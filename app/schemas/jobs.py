@@ -6,7 +6,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 from app.core.config import DEFAULT_QUEUE
 from app.core.exceptions import InvalidJobRequest
@@ -22,6 +29,17 @@ KedroName = Annotated[
     str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.\-:]+$")
 ]
 NameList = Annotated[list[KedroName], Field(max_length=500)]
+
+
+def not_a_boolean(value: Any) -> Any:
+    """Integers as JSON Schema has them: 3 and 3.0, but not `true` (put after the bounds,
+    so the bounds stay in the schema)."""
+    if isinstance(value, bool):
+        raise ValueError("expected an integer, not a boolean")
+    return value
+
+
+Priority = Annotated[int, Field(ge=-1_000_000, le=1_000_000), BeforeValidator(not_a_boolean)]
 ConcurrencyKey = Annotated[
     str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.\-:/@+=]+$")
 ]
@@ -71,9 +89,7 @@ class JobCreate(RunOptions):
     )
     queue: QueueName = DEFAULT_QUEUE
     timeout_seconds: float | None = Field(default=None, gt=0, le=30 * 24 * 3600)
-    priority: int = Field(
-        default=0, ge=-1_000_000, le=1_000_000, description="Higher is admitted first."
-    )
+    priority: Priority = Field(default=0, description="Higher goes first.")
     concurrency_key: ConcurrencyKey | None = Field(
         default=None,
         description="Jobs sharing a key run one at a time, unless the limits say otherwise.",

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic.config import JsonDict
 
-from app.schemas.jobs import PipelineName, QueueName
+from app.schemas.jobs import PipelineName, QueueName, not_a_boolean
 
 DEFAULT_ENTRY = "*"
-Slots = Annotated[int, Field(ge=0, le=1_000_000)]
+# A key that does not match the names' pattern is refused: say so in the schema too.
+ONLY_NAMES: JsonDict = {"additionalProperties": False}
+Slots = Annotated[int, Field(ge=0, le=1_000_000), BeforeValidator(not_a_boolean)]
+PendingCap = Annotated[int, Field(ge=1, le=10_000_000), BeforeValidator(not_a_boolean)]
 UserName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^:\s]+$")]
 KeyOrDefault = Annotated[
     str, StringConstraints(min_length=1, max_length=200, pattern=r"^(\*|[A-Za-z0-9_.\-:/@+=]+)$")
@@ -24,10 +28,18 @@ class Limits(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    queues: dict[QueueName, Slots] = Field(default_factory=dict, max_length=1000)
-    pipelines: dict[PipelineName, Slots] = Field(default_factory=dict, max_length=1000)
-    users: dict[UserName, Slots] = Field(default_factory=dict, max_length=1000)
-    concurrency_keys: dict[KeyOrDefault, Slots] = Field(default_factory=dict, max_length=1000)
-    max_pending_per_user: int | None = Field(
-        default=None, ge=1, le=10_000_000, description="Pending jobs a user may have; 429 past it."
+    queues: dict[QueueName, Slots] = Field(
+        default_factory=dict, max_length=1000, json_schema_extra=ONLY_NAMES
+    )
+    pipelines: dict[PipelineName, Slots] = Field(
+        default_factory=dict, max_length=1000, json_schema_extra=ONLY_NAMES
+    )
+    users: dict[UserName, Slots] = Field(
+        default_factory=dict, max_length=1000, json_schema_extra=ONLY_NAMES
+    )
+    concurrency_keys: dict[KeyOrDefault, Slots] = Field(
+        default_factory=dict, max_length=1000, json_schema_extra=ONLY_NAMES
+    )
+    max_pending_per_user: PendingCap | None = Field(
+        default=None, description="Pending jobs a user may have; 429 past it."
     )

@@ -20,6 +20,7 @@ from app.api.security import KeyRing
 from app.broker.publisher import Broker
 from app.core.config import Settings, get_settings
 from app.core.logs import configure_logging
+from app.ops.admission import seed_limits
 from app.ops.log_stream import FollowerSlots
 from app.ops.maintenance import maintain_forever
 from app.ops.metrics import GatewayCollector
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "keep it on 127.0.0.1 (the default HOST) or set API_KEYS"
             )
         core = await run_in_threadpool(build_core, settings)
+        await run_in_threadpool(seed_limits, core.manager, settings)
         broker = Broker(settings)
         app.state.settings = settings
         app.state.manager = core.manager

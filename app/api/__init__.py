@@ -5,7 +5,7 @@ With API keys configured, everything but the health probes needs a key.
 
 from fastapi import APIRouter, Depends
 
-from app.api import health, jobs, pipelines, reruns, webhooks, workers
+from app.api import health, jobs, limits_admin, pipelines, reruns, webhooks, workers
 from app.api.deps import get_visibility
 from app.api.errors import NEEDS_KEY
 
@@ -17,4 +17,5 @@ api_router.include_router(pipelines.router, dependencies=_authenticated, respons
 api_router.include_router(workers.router, dependencies=_authenticated, responses=NEEDS_KEY)
 api_router.include_router(webhooks.router, dependencies=_authenticated, responses=NEEDS_KEY)
 api_router.include_router(webhooks.jobs_router, dependencies=_authenticated, responses=NEEDS_KEY)
+api_router.include_router(limits_admin.router, dependencies=_authenticated, responses=NEEDS_KEY)
 api_router.include_router(health.router)

@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from app.core.exceptions import GatewayError
+from app.core.exceptions import GatewayError, TooManyPendingJobs
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,12 @@ NEEDS_KEY: dict[int | str, dict[str, Any]] = {
 async def _gateway_error(_request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, GatewayError):
         return await _unexpected_error(_request, exc)
-    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+    headers = (
+        {"Retry-After": str(exc.retry_after_seconds)}
+        if isinstance(exc, TooManyPendingJobs)
+        else None
+    )
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:

@@ -39,6 +39,7 @@ IdempotencyKey = Annotated[
         409: error("Idempotency-Key reused with a different body."),
         413: error("Body over 1 MiB."),
         422: error("Invalid request, or an unknown pipeline or queue (the message names them)."),
+        429: error("The caller has max_pending_per_user pending jobs (see Retry-After)."),
     },
 )
 def submit_job(

@@ -7,11 +7,14 @@ it can claim it (pending → running) for itself.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
+from app.broker.admission import release_waiting
 from app.broker.celery_app import REFRESH_PIPELINES_TASK, RUN_JOB_TASK, celery_app
 from app.broker.presence import known_project, publish_project
-from app.core.config import get_settings
+from app.broker.publisher import Broker
+from app.core.config import Settings, get_settings
 from app.core.logs import job_context
 from app.runner.run import KedroRunner
 from app.runner.warm import warm_pool
@@ -40,6 +43,7 @@ def run_job(self: Any, job_id: str) -> None:
         KedroRunner(manager=core.manager, settings=core.settings, project=project).run(claim)
         if core.settings.runner_mode == "warm":
             _report_warm_error(core.manager, _worker_name(self))
+        _release_freed_slot(core.manager, core.settings)
 
 
 @celery_app.task(name=REFRESH_PIPELINES_TASK, bind=True, ignore_result=True)  # type: ignore[untyped-decorator]
@@ -47,6 +51,19 @@ def refresh_pipelines(self: Any, queue: str) -> None:
     """Re-inspect this worker's Kedro project and store its pipelines for `queue`."""
     core = core_for_this_process(get_settings())
     publish_project(core.manager, core.settings, worker=_worker_name(self), queues=[queue])
+
+
+_brokers: dict[int, Broker] = {}
+
+
+def _release_freed_slot(manager: JobManager, settings: Settings) -> None:
+    """Admit the waiting jobs this run's end made room for, without waiting for the API."""
+    if os.getpid() not in _brokers:
+        _brokers[os.getpid()] = Broker(settings, celery_app)
+    try:
+        release_waiting(manager, _brokers[os.getpid()])
+    except Exception:  # the API's maintenance pass admits them anyway
+        logger.exception("admitting waiting jobs after a run failed; the API will")
 
 
 def _report_warm_error(manager: JobManager, worker: str) -> None:

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     webhook_retry_base_seconds: float = Field(default=5.0, gt=0)
     webhook_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    # Initial admission limits, JSON in the shape of `GET /limits`; stored at start
+    # unless limits are stored already (an admin's `PUT /limits` then wins).
+    limits: str | None = None
 
     # Server-wide defaults of a job's `retry` policy (each field a job leaves out).
     retry_max_attempts: int = Field(default=1, ge=1, le=20)

@@ -9,6 +9,7 @@ GatewayError
  │    ├── InvalidCursor     422: a list cursor this API did not hand out
  │    └── InvalidWebhook    422: a webhook URL the gateway may not call, or no secret to sign
  ├── TooManyRequests        429: a per-caller limit is reached (e.g. log followers)
+ │    └── TooManyPendingJobs 429: the caller's pending jobs are at the cap (Retry-After)
  └── BrokerUnavailable      503: a message that must be sent now could not be
 """
 
@@ -57,3 +58,13 @@ class TooManyRequests(GatewayError):
 
 class BrokerUnavailable(GatewayError):
     status_code = 503
+
+
+class TooManyPendingJobs(TooManyRequests):
+    """The caller has `max_pending_per_user` pending jobs; nothing was recorded."""
+
+    status_code = 429
+
+    def __init__(self, detail: str, *, retry_after_seconds: int) -> None:
+        super().__init__(detail)
+        self.retry_after_seconds = retry_after_seconds

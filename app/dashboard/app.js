@@ -263,11 +263,18 @@
         } else {
           el.removeAttribute("aria-valuemax");
           fill.style.width = job.status === "completed" ? "100%" : "0%";
-          text(label, job.status === "pending" ? "waiting" : `${done}/?`);
+          text(label, job.status === "pending" ? waitingText(job) : `${done}/?`);
         }
         el.setAttribute("aria-label", `${label.textContent} nodes`);
       },
     };
+  }
+
+  // Why a pending job is held back by the admission limits, and its place in line.
+  function waitingText(job) {
+    if (!job.waiting_reason) return "waiting";
+    const place = job.position ? ` (#${job.position})` : "";
+    return `waiting: ${job.waiting_reason}${place}`;
   }
 
   // The project's pipelines, fetched once a page load (and again for another queue).

@@ -1,1 +1,1 @@
-"""The API's duties beyond one request: submit checks, maintenance, health, metrics, logs."""
+"""The API's duties beyond one request: submit, maintenance, admission, health, metrics, logs."""

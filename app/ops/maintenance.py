@@ -1,4 +1,5 @@
-"""The maintenance pass, in one place: reap lost runs, publish what needs it, purge.
+"""The maintenance pass, in one place: reap lost runs, admit waiting jobs, publish what
+needs it, purge.
 
 The API runs it every `MAINTENANCE_INTERVAL_SECONDS`; a worker that starts reaps
 the runs its own name had claimed. Every action is a compare-and-set, so several
@@ -16,6 +17,7 @@ from datetime import timedelta
 
 from starlette.concurrency import run_in_threadpool
 
+from app.broker.admission import release_waiting
 from app.broker.publisher import Broker
 from app.core.config import Settings
 from app.store import JobManager, utcnow
@@ -25,23 +27,28 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class PassReport:
-    """What one pass did: the jobs it failed as lost, how many it published and purged."""
+    """What one pass did: the jobs it failed as lost, how many it published and purged,
+    and how many waiting jobs it admitted (and published)."""
 
     lost: list[str]
     published: int
     purged: int
+    admitted: int = 0
 
 
 def maintenance_pass(manager: JobManager, broker: Broker, settings: Settings) -> PassReport:
-    """One pass: fail lost runs, publish jobs that need it, purge old finished ones."""
+    """One pass: fail lost runs, admit waiting jobs that fit, publish jobs that need it,
+    purge old finished ones."""
     lost = manager.fail_lost_jobs(
         stale_before=utcnow() - settings.worker_lost_after,
         reason=f"no heartbeat for {settings.worker_lost_after_seconds:g} s",
     )
+    admitted = release_waiting(manager, broker)
     return PassReport(
         lost=lost,
         published=_publish_due(manager, broker, settings),
         purged=_purge_old(manager, settings),
+        admitted=admitted,
     )
 
 

@@ -54,6 +54,19 @@ class GatewayCollector(Collector):
             live.add_metric([queue], sum(1 for w in workers if w.alive and queue in w.queues))
         yield live
         yield self._queue_depth(queues)
+        yield self._waiting()
+
+    def _waiting(self) -> GaugeMetricFamily:
+        """Jobs held back by the admission limits: a scaling signal prefetch cannot hide."""
+        waiting = GaugeMetricFamily(
+            "gateway_jobs_waiting",
+            "Pending jobs held back by admission, per queue and by what ('pipeline train', "
+            "'user alice', ...; 'turn': no limit, waiting for the next pass)",
+            labels=["queue", "reason"],
+        )
+        for queue, reason, count in self._manager.waiting_by_reason():
+            waiting.add_metric([queue, reason], count)
+        return waiting
 
     def _job_metrics(
         self, counts: list[tuple[str, str, str, int]]

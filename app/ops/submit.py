@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 
+from app.broker.admission import release_waiting
 from app.broker.publisher import Broker
 from app.core.config import DEFAULT_QUEUE
-from app.core.exceptions import InvalidJobRequest
+from app.core.exceptions import InvalidJobRequest, TooManyPendingJobs
 from app.runner.command import check_for_kedro
 from app.runner.graph import Graph, InvalidRunOptions
 from app.schemas.jobs import Job, JobCreate
@@ -15,6 +16,7 @@ from app.schemas.retry import RetryPolicy
 from app.store import JobManager
 
 REGISTRY_CACHE_SECONDS = 2.0
+PENDING_CAP_RETRY_AFTER_SECONDS = 10
 
 
 class Submitter:
@@ -37,9 +39,23 @@ class Submitter:
         rerun_of: str | None = None,
         planned_nodes: list[str] | None = None,
     ) -> tuple[Job, bool]:
-        """Record the job, then publish it; returns the job and whether it is new."""
+        """Record the job, then publish it (or admit what fits the limits); returns the job
+        and whether it is new."""
         self.check_destination(request)
-        publish_now = not self._broker.seems_down
+        limited, limits = self._manager.is_limited(
+            queue=request.queue,
+            pipeline=request.pipeline_name,
+            user_id=user_id,
+            concurrency_key=request.concurrency_key,
+        )
+        cap = limits.max_pending_per_user
+        if cap is not None and self._manager.pending_count(user_id=user_id, at_most=cap) >= cap:
+            raise TooManyPendingJobs(
+                f"too many pending jobs: {user_id or 'this user'} has {cap} pending, the most "
+                "allowed (max_pending_per_user); submit again once some have started",
+                retry_after_seconds=PENDING_CAP_RETRY_AFTER_SECONDS,
+            )
+        publish_now = not limited and not self._broker.seems_down
         job, created = self._manager.create_job(
             request=request,
             user_id=user_id,
@@ -48,9 +64,13 @@ class Submitter:
             retry=self.retry_policy(request.retry),
             rerun_of=rerun_of,
             planned_nodes=planned_nodes,
+            admitted=not limited,
         )
         if created and publish_now and not self._broker.publish(job):
             self._manager.mark_undispatched(job_id=job.id)
+        if created and limited:
+            release_waiting(self._manager, self._broker)
+            job = self._manager.get_job(job_id=job.id)
         return job, created
 
     def check_destination(self, request: JobCreate) -> None:

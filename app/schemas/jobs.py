@@ -6,7 +6,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 from app.core.config import DEFAULT_QUEUE
 from app.core.exceptions import InvalidJobRequest
@@ -24,6 +31,20 @@ KedroName = Annotated[
     str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.\-:]+$")
 ]
 NameList = Annotated[list[KedroName], Field(max_length=500)]
+
+
+def not_a_boolean(value: Any) -> Any:
+    """Integers as JSON Schema has them: 3 and 3.0, but not `true` (put after the bounds,
+    so the bounds stay in the schema)."""
+    if isinstance(value, bool):
+        raise ValueError("expected an integer, not a boolean")
+    return value
+
+
+Priority = Annotated[int, Field(ge=-1_000_000, le=1_000_000), BeforeValidator(not_a_boolean)]
+ConcurrencyKey = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.\-:/@+=]+$")
+]
 RunnerName = Literal["SequentialRunner", "ThreadRunner", "ParallelRunner"]
 
 
@@ -75,6 +96,11 @@ class JobCreate(RunOptions):
     )
     retry: RetryPolicy | None = Field(
         default=None, description="Retry policy; absent: the server's defaults (no retry)."
+    )
+    priority: Priority = Field(default=0, description="Higher goes first.")
+    concurrency_key: ConcurrencyKey | None = Field(
+        default=None,
+        description="Jobs sharing a key run one at a time, unless the limits say otherwise.",
     )
 
     @field_validator("parameters")
@@ -154,6 +180,17 @@ class Job(RunOptions):
     planned_nodes: list[str] | None = Field(
         default=None,
         description="The nodes a rerun or a resumed attempt runs, as the gateway computed them.",
+    )
+    priority: int = 0
+    concurrency_key: str | None = None
+    waiting_reason: str | None = Field(
+        default=None,
+        description="While pending and held back by admission: why, e.g. "
+        "'pipeline train: 1 of 1 running'.",
+    )
+    position: int | None = Field(
+        default=None,
+        description="While held back by admission: its place in the admission order (1: next).",
     )
 
 

@@ -16,6 +16,7 @@ from app.schemas.jobs import Job, JobCreate, JobEvent, JobStatus
 from app.schemas.retry import RetryPolicy
 from app.store.base import StoreBase
 from app.store.cursors import decode_cursor, encode_cursor
+from app.store.lanes import lane_of
 from app.store.outbox import save_notify
 from app.store.rows import JOB_COLUMNS, record_event, to_job
 from app.store.tables import job_events, jobs
@@ -37,11 +38,13 @@ class JobRecords(StoreBase):
         retry: RetryPolicy | None = None,
         rerun_of: str | None = None,
         planned_nodes: list[str] | None = None,
+        admitted: bool = True,
     ) -> tuple[Job, bool]:
         """Record a pending job; returns it and whether it is new (not an idempotent repeat).
 
         `retry` is the request's policy with the server's defaults applied; a rerun
-        names the job it reruns and the nodes it will run."""
+        names the job it reruns and the nodes it will run. A job not `admitted` waits for
+        the admission pass (`app/store/admission.py`)."""
         request_hash = _request_hash(request)
         # ':' cannot occur in a user name (API_KEYS splits on it); PostgreSQL refuses NUL.
         scope = f"{user_id or ''}:{idempotency_key}" if idempotency_key else None
@@ -69,6 +72,12 @@ class JobRecords(StoreBase):
             "retry": retry.model_dump(mode="json") if retry is not None else None,
             "rerun_of": rerun_of,
             "planned_nodes": planned_nodes,
+            "priority": request.priority,
+            "concurrency_key": request.concurrency_key,
+            "admitted_at": now if admitted else None,
+            "admission_lane": lane_of(
+                request.queue, request.pipeline_name, user_id, request.concurrency_key
+            ),
         }
         try:
             with self._write() as connection:

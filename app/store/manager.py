@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app.store.admission import Admission
 from app.store.leases import Leases
 from app.store.output import OutputLog
 from app.store.retries import JobRetries
@@ -10,5 +11,7 @@ from app.store.webhooks import WebhookStore
 from app.store.workers import WorkerRegistry
 
 
-class JobManager(JobRetries, OutputLog, WorkerRegistry, StoreStats, WebhookStore, Leases):
+class JobManager(
+    Admission, JobRetries, OutputLog, WorkerRegistry, StoreStats, WebhookStore, Leases
+):
     """Owns every SQL statement and every state transition of a job (one module per part)."""

@@ -11,7 +11,15 @@ from app.schemas.jobs import TERMINAL_STATUSES, Job, JobStatus, Progress, RunOpt
 from app.schemas.retry import RetryPolicy
 from app.store.tables import job_events, jobs
 
-_INTERNAL_COLUMNS = {"idempotency_scope", "request_hash", "pid", "dispatched_at", "dispatch_count"}
+_INTERNAL_COLUMNS = {
+    "idempotency_scope",
+    "request_hash",
+    "pid",
+    "dispatched_at",
+    "dispatch_count",
+    "admitted_at",
+    "admission_lane",
+}
 JOB_COLUMNS = [column for column in jobs.c if column.name not in _INTERNAL_COLUMNS]
 TERMINAL = [status.value for status in TERMINAL_STATUSES]
 
@@ -80,4 +88,6 @@ def to_job(row: Any) -> Job:
         next_attempt_at=row["next_attempt_at"],
         resume_from=row["resume_from"],
         planned_nodes=row["planned_nodes"],
+        priority=row["priority"],
+        concurrency_key=row["concurrency_key"],
     )

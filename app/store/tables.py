@@ -22,6 +22,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    text,
 )
 
 
@@ -46,6 +47,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 metadata = MetaData()
+
+WAITING = "status = 'pending' AND admitted_at IS NULL"
 
 jobs = Table(
     "jobs",
@@ -85,9 +88,26 @@ jobs = Table(
     Column("next_attempt_at", UTCDateTime),
     Column("resume_from", JSON),
     Column("planned_nodes", JSON),
+    Column("priority", Integer, nullable=False, server_default="0"),
+    Column("concurrency_key", String(200)),
+    # Admitted: holds a slot under the limits (published, or running) until it ends.
+    Column("admitted_at", UTCDateTime),
+    # Which limits apply to the job: waiting jobs of one lane are all held or all free.
+    Column("admission_lane", String(800)),
     Index("ix_jobs_created", "created_at", "id"),
     Index("ix_jobs_status", "status"),
     Index("ix_jobs_user_created", "user_id", "created_at"),
+    Index("ix_jobs_user_status", "user_id", "status"),
+    Index("ix_jobs_admitted", "status", "admitted_at"),
+    Index(
+        "ix_jobs_waiting",
+        "admission_lane",
+        text("priority DESC"),
+        "created_at",
+        "id",
+        sqlite_where=text(WAITING),
+        postgresql_where=text(WAITING),
+    ),
 )
 
 job_output = Table(
@@ -141,4 +161,20 @@ queue_projects = Table(
     Column("kedro_version", String(50)),
     Column("worker", String(255)),
     Column("refreshed_at", UTCDateTime, nullable=False),
+)
+
+admission_limits = Table(
+    "admission_limits",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("limits", JSON, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("updated_by", String(200)),
+)
+
+admission_turns = Table(
+    "admission_turns",
+    metadata,
+    Column("user_key", String(200), primary_key=True),
+    Column("turn", BigInteger, nullable=False),
 )

@@ -40,6 +40,7 @@ class JobTransitions(JobRecords):
                     jobs.c.status == JobStatus.pending.value,
                     jobs.c.cancel_requested.is_(False),
                     or_(jobs.c.next_attempt_at.is_(None), jobs.c.next_attempt_at <= now),
+                    jobs.c.admitted_at.is_not(None),
                     or_(
                         jobs.c.dispatched_at.is_(None),
                         jobs.c.dispatched_at < now - redispatch_after,

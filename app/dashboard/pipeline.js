@@ -59,7 +59,8 @@ export function durationChart(runs, stats, width) {
     if (typeof value !== "number") continue;
     const g = s("g", { class: "quantile", "data-quantile": key });
     g.append(s("line", { x1: pad.left, x2: w - pad.right, y1: y(value), y2: y(value) }));
-    const label = s("text", { x: w - pad.right, y: y(value) - 4, "text-anchor": "end" });
+    const left = key === "p50";  // labels at both ends: p50 and p95 are often close
+    const label = s("text", { x: left ? pad.left + 4 : w - pad.right, y: y(value) - 4, "text-anchor": left ? "start" : "end" });
     label.textContent = `${key} ${fmtSeconds(value)}`;
     g.append(label);
     svg.append(g);
@@ -102,12 +103,11 @@ export function pipelinePage(view, name, queue, signal) {
         h("span", { class: "muted" }, "pipeline" + (queue ? ` on queue ${queue}` : ""))),
       facts),
     h("section", { class: "card chart-card" }, h("h2", {}, `Recent runs`), chartBox),
-    h("div", { class: "job-grid" },
-      h("section", { class: "card" }, h("h2", {}, "Graph"), graphBox),
-      h("section", { class: "card" }, h("h2", {}, "Runs"),
-        h("div", { class: "table-wrap" }, h("table", { id: "runs-table" },
-          h("thead", {}, h("tr", {}, ["Status", "Run", "Created", "Duration"].map((c) => h("th", { scope: "col" }, c)))),
-          tbody)))));
+    h("section", { class: "card graph-card" }, h("h2", {}, "Graph"), graphBox),
+    h("section", { class: "card chart-card" }, h("h2", {}, "Runs"),
+      h("div", { class: "table-wrap" }, h("table", { id: "runs-table" },
+        h("thead", {}, h("tr", {}, ["Status", "Run", "Created", "Duration"].map((c) => h("th", { scope: "col" }, c)))),
+        tbody))));
 
   api(`/pipelines/${encodeURIComponent(name)}${query}`, { signal }).then((pipeline) => {
     if (!Array.isArray(pipeline.nodes)) throw new Error("nodes unknown");

@@ -331,7 +331,7 @@ export function jobPage(view, id, signal) {
         h("div", {}, h("dt", {}, "Started"), h("dd", {}, recorded.started_at ? timeEl(recorded.started_at) : "—")),
         h("div", {}, h("dt", {}, "Duration"), h("dd", { id: "node-duration" }, took === null ? "—" : fmtSeconds(took) + (state === "running" ? "…" : ""))),
         (node.tags || []).length ? h("div", {}, h("dt", {}, "Tags"), h("dd", {}, node.tags.join(", "))) : null),
-      error ? h("pre", { class: "error-message", "data-status": "failed" }, error) : null,
+      ...(error ? [h("pre", { class: "error-message", "data-status": "failed" }, error)] : []),
       h("pre", { class: "log node-log", id: "node-log" },
         lines.length ? lines.join("\n") : state === "skipped" ? "Not in this run's selection." : "No lines logged for this node yet."));
     detail.hidden = false;

@@ -330,6 +330,7 @@ def test_dashboard_marks_the_failed_node(stack: Stack, dashboard: Watched) -> No
     detail = page.locator("#node-detail")
     expect(detail).to_contain_text("Node third_step")
     expect(detail).to_contain_text("failed with error")
+    expect(detail).not_to_contain_text("null")
     assert fits_the_width(page)
     dashboard.screenshot("failed-node")
 

@@ -1,4 +1,8 @@
-"""The web dashboard: a static page at `/` that drives the public API from the browser."""
+"""The web dashboard: a static page at `/` that drives the public API from the browser.
+
+Its scripts are ES modules loaded as they are (no build step); the graph layout library
+is vendored under `dashboard/vendor/`.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,13 @@ from fastapi import APIRouter, HTTPException, status
 from fastapi.responses import FileResponse
 
 DASHBOARD_DIR = Path(__file__).resolve().parent.parent / "dashboard"
+JAVASCRIPT = "text/javascript; charset=utf-8"
+MODULES = (
+    *("api", "dom", "graph", "job", "jobs", "main", "pipeline", "runlog", "timeline", "workers"),
+)
 ASSETS = {
-    "app.js": "text/javascript; charset=utf-8",
+    **{f"{module}.js": JAVASCRIPT for module in MODULES},
+    "vendor/dagre.esm.js": JAVASCRIPT,
     "style.css": "text/css; charset=utf-8",
 }
 # Revalidate on every load (ETag), so a redeployed gateway never runs a stale script.
@@ -33,7 +42,7 @@ def index() -> FileResponse:
     )
 
 
-@router.get("/dashboard/{name}")
+@router.get("/dashboard/{name:path}")
 def asset(name: str) -> FileResponse:
     """One of the dashboard's own scripts or stylesheets (a fixed list, no paths)."""
     media_type = ASSETS.get(name)

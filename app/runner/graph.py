@@ -226,3 +226,16 @@ def done_nodes(job: Job) -> set[str]:
     for attempt in (job.results or {}).get("attempts", []):
         done.update(attempt.get("completed_nodes") or [])
     return done
+
+
+def selected_nodes(pipelines: Sequence[Pipeline] | None, job: Job) -> list[str] | None:
+    """The nodes `job`'s run executes, from the discovered pipeline; None when unknown."""
+    if job.planned_nodes:
+        return list(job.planned_nodes)
+    pipeline = next((p for p in pipelines or [] if p.name == job.pipeline_name), None)
+    if pipeline is None or pipeline.nodes is None:
+        return None
+    try:
+        return Graph(pipeline.nodes).selected(job)
+    except InvalidRunOptions:
+        return None

@@ -29,7 +29,7 @@ from app.core.config import Settings
 from app.core.exceptions import InvalidJobRequest, JobNotFound
 from app.runner.cold import start_cold
 from app.runner.command import build_argv, build_run_config, check_for_kedro, kedro_environment
-from app.runner.graph import InvalidRunOptions, done_nodes, plan_resume
+from app.runner.graph import InvalidRunOptions, done_nodes, plan_resume, selected_nodes
 from app.runner.groups import RunProcess, signal_group, stop_group
 from app.runner.inspector import ProjectReport
 from app.runner.output import OutputParser
@@ -65,6 +65,7 @@ class _Run:
         self.settings = settings
         self.kedro_version = project.kedro_version if project else None
         self.parser = OutputParser(project.node_names(self.job.pipeline_name) if project else None)
+        self.pipelines = project.pipelines if project else None
         self.buffer = bytearray()
         self.offset = self.job.output_bytes  # a retry's output follows the earlier attempts'
         self.stop_reason: tuple[JobStatus, str] | None = None
@@ -79,6 +80,7 @@ class _Run:
         except InvalidJobRequest as exc:
             return _outcome(JobStatus.failed, None, None, exc.detail, {})
         resumed = self._resume()
+        self.parser.plan(selected_nodes(self.pipelines, self.job))
         if self.attempt > 1 or self.job.retry.max_attempts > 1:
             self._take(self._separator(resumed).encode())
         config = build_run_config(self.job, kedro_version=self.kedro_version)
@@ -239,6 +241,7 @@ class _Run:
             "execution_time": execution_time,
             "completed_nodes": list(self.parser.progress.completed_nodes),
             "node_seconds": dict(self.parser.node_seconds),
+            "node_times": self.parser.timings(),
             "output_tail": list(self.parser.tail),
             "output_bytes": self.offset,
             "runner": self.runner,

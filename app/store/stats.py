@@ -7,9 +7,11 @@ from datetime import datetime
 
 from sqlalchemy import case, delete, func, literal, select
 
+from app.schemas.stats import PipelineRun
 from app.store.base import StoreBase
 from app.store.rows import TERMINAL
 from app.store.tables import job_events, job_output, jobs
+from app.store.types import EVERYONE, Visibility
 
 
 class StoreStats(StoreBase):
@@ -45,6 +47,32 @@ class StoreStats(StoreBase):
             row[0]: ([int(value or 0) for value in row[3:]], int(row[1]), float(row[2] or 0))
             for row in rows
         }
+
+    def recent_runs(
+        self,
+        *,
+        pipeline_name: str,
+        queue: str | None = None,
+        limit: int = 50,
+        visibility: Visibility = EVERYONE,
+    ) -> list[PipelineRun]:
+        """A pipeline's most recent jobs (newest first) that the caller may see."""
+        query = select(
+            jobs.c.id,
+            jobs.c.status,
+            jobs.c.queue,
+            jobs.c.created_at,
+            jobs.c.started_at,
+            jobs.c.completed_at,
+            jobs.c.execution_time,
+            jobs.c.attempt,
+        ).where(jobs.c.pipeline_name == pipeline_name, visibility.clause())
+        if queue is not None:
+            query = query.where(jobs.c.queue == queue)
+        query = query.order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit)
+        with self._read() as connection:
+            rows = connection.execute(query).all()
+        return [PipelineRun.model_validate(dict(row._mapping)) for row in rows]
 
     def purge_finished(self, *, completed_before: datetime, batch: int = 500) -> int:
         """Delete one batch of terminal jobs (with output and events) finished before a time."""

@@ -240,7 +240,9 @@ def test_dashboard_without_pipeline_list_and_with_api_key(dashboard: Watched) ->
     expect(page.locator("#apikey-state")).to_have_text("set")
     expect(page.locator("#jobs-table tbody tr").first).to_be_visible()
     assert sent_keys[0] is None and sent_keys[-1] == "s3cret-key"
-    assert page.evaluate("localStorage.getItem('kedro-gateway.api-key')") == "s3cret-key"
+    # Kept for the tab's session only, never in localStorage.
+    assert page.evaluate("sessionStorage.getItem('kedro-gateway.api-key')") == "s3cret-key"
+    assert page.evaluate("localStorage.length") == 0
 
     choose_pipeline(page, "arithmetic")
     page.locator("#parameters").fill('{"initial_value": 1}')
@@ -261,3 +263,140 @@ def test_dashboard_reruns_a_failed_job_from_its_failure(stack: Stack, dashboard:
     # The fix is not in (resume.fail is still true): the rerun fails at the same node.
     expect(page.locator("#job-status")).to_have_text("failed")
     dashboard.screenshot("rerun-job")
+
+
+GRAPH_BUDGET_MS = 1000
+
+
+def node(page: Page, name: str) -> Any:
+    return page.locator(f'#graph g.gnode[data-node="{name}"]')
+
+
+@pytest.mark.parametrize("dashboard", ["desktop"], indirect=True)
+def test_dashboard_draws_the_run_live(stack: Stack, dashboard: Watched) -> None:
+    """The graph follows a run node by node; the timeline has a bar per completed node."""
+    page = dashboard.page
+    with stack.client() as client:
+        slow = submit(client, pipeline_name="slow", parameters={"slow": {"seconds": 4}})
+    page.goto(f"/#/jobs/{slow['id']}")
+    expect(page.locator("#graph g.gnode")).to_have_count(1)
+    sleeper = node(page, "sleep_with_progress")
+    expect(sleeper).to_have_attribute("data-state", "running", timeout=60_000)
+    expect(page.locator(".gantt-bar[data-state=running]")).to_have_count(1)
+    expect(page.get_by_role("progressbar")).to_have_text("0/1")
+    sleeper.click()
+    expect(page.locator("#node-log")).to_contain_text(re.compile(r"slow: [\d.]+/4"))
+    dashboard.screenshot("running-node")
+    expect(sleeper).to_have_attribute("data-state", "completed")
+    expect(page.locator("#job-status")).to_have_text("completed")
+    expect(page.locator(".gantt-bar[data-state=completed]")).to_have_count(1)
+    expect(page.locator("#node-state")).to_have_text("completed")
+    expect(page.locator("#node-duration")).to_contain_text(re.compile(r"^[45][.\d]* s$"))
+
+    # A run of part of a pipeline: the nodes outside its selection are skipped.
+    with stack.client() as client:
+        partial = submit(client, pipeline_name="arithmetic", to_nodes=["multiply_by_two"])
+        wait_for_status(client, partial["id"])
+    page.goto(f"/#/jobs/{partial['id']}")
+    expect(page.locator("#job-status")).to_have_text("completed")
+    states = {"add_five": "completed", "multiply_by_two": "completed", "subtract_ten": "skipped"}
+    for name, state in states.items():
+        expect(node(page, name)).to_have_attribute("data-state", state)
+    expect(page.locator("#graph g.gdataset")).to_have_count(4)
+    expect(page.locator(".gantt-bar[data-state=completed]")).to_have_count(2)
+    expect(page.get_by_role("progressbar")).to_have_text("2/2")
+    dashboard.screenshot("partial-job")
+
+
+@pytest.mark.parametrize("dashboard", ["desktop", "narrow"], indirect=True)
+def test_dashboard_marks_the_failed_node(stack: Stack, dashboard: Watched) -> None:
+    page = dashboard.page
+    with stack.client() as client:
+        failed = submit(client, pipeline_name="resumable", parameters={"resume": {"fail": True}})
+        wait_for_status(client, failed["id"])
+    page.goto(f"/#/jobs/{failed['id']}")
+    expect(page.locator("#job-status")).to_have_text("failed")
+    states = {
+        "first_step": "completed",
+        "second_step": "completed",
+        "third_step": "failed",
+        "fourth_step": "waiting",
+    }
+    for name, state in states.items():
+        expect(node(page, name)).to_have_attribute("data-state", state)
+    expect(page.locator(".gantt-bar[data-state=completed]")).to_have_count(2)
+    expect(page.locator(".gantt-bar[data-state=failed]")).to_have_count(1)
+    node(page, "third_step").click()
+    detail = page.locator("#node-detail")
+    expect(detail).to_contain_text("Node third_step")
+    expect(detail).to_contain_text("failed with error")
+    expect(detail).not_to_contain_text("null")
+    assert fits_the_width(page)
+    dashboard.screenshot("failed-node")
+
+
+@pytest.mark.parametrize("dashboard", ["desktop"], indirect=True)
+def test_dashboard_pipeline_and_workers_pages(stack: Stack, dashboard: Watched) -> None:
+    page = dashboard.page
+    with stack.client() as client:
+        for value in (1, 2):
+            job = submit(client, pipeline_name="arithmetic", parameters={"initial_value": value})
+            wait_for_status(client, job["id"])
+        runs = client.get("/pipelines/arithmetic/stats").json()["runs"]
+        workers = [w for w in client.get("/workers").json()["items"] if w["alive"]]
+    page.goto("/#/pipelines/arithmetic")
+    expect(page.locator("#runs-chart a.run-point")).to_have_count(len(runs))
+    expect(page.locator("#runs-table tbody tr")).to_have_count(len(runs))
+    expect(page.locator("#stat-runs")).to_have_text(str(len(runs)))
+    expect(page.locator("#stat-p50")).not_to_have_text("—")
+    expect(page.locator("#graph g.gnode")).to_have_count(3)
+    dashboard.screenshot("pipeline")
+    page.locator("#runs-chart a.run-point").last.click()
+    expect(page).to_have_url(re.compile(f"#/jobs/{runs[0]['id']}$"))
+
+    page.get_by_role("link", name="Workers").click()
+    expect(page.locator("#workers-table tbody tr")).to_have_count(len(workers))
+    row = page.locator(f'#workers-table tr[data-worker="{workers[0]["name"]}"]')
+    expect(row.locator(".badge")).to_have_text("alive")
+    expect(row.locator(".heartbeat")).to_contain_text("ago")
+    dashboard.screenshot("workers")
+
+
+@pytest.mark.parametrize("dashboard", ["desktop"], indirect=True)
+def test_dashboard_graphs_render_within_a_second(stack: Stack, dashboard: Watched) -> None:
+    """The example's largest pipeline and a generated 200-node one, timed in the page."""
+    page = dashboard.page
+    with stack.client() as client:
+        pipelines = client.get("/pipelines").json()["items"]
+    largest = max(pipelines, key=lambda p: len(p["nodes"] or []))
+    page.goto(f"/#/pipelines/{largest['name']}")
+    expect(page.locator("#graph g.gnode")).to_have_count(len(largest["nodes"]))
+    timed = """async (nodes) => {
+        const graph = await import("./dashboard/graph.js");
+        const started = performance.now();
+        const drawn = graph.renderGraph(graph.layoutPipeline(nodes));
+        document.querySelector("#graph").replaceChildren(drawn.svg);
+        drawn.svg.getBoundingClientRect();  // force style and layout of the drawing
+        const count = drawn.svg.querySelectorAll(".gnode").length;
+        return {ms: performance.now() - started, count};
+    }"""
+    result = page.evaluate(timed, largest["nodes"])
+    assert result["count"] == len(largest["nodes"]) and result["ms"] < GRAPH_BUDGET_MS, result
+
+    # 200 nodes in 20 layers of 10; each reads two datasets of the layer before it.
+    generated = [
+        {
+            "name": f"node_{layer}_{i}",
+            "func": "f",
+            "inputs": [f"data_{layer - 1}_{i}", f"data_{layer - 1}_{(i + 3) % 10}"]
+            if layer
+            else ["params:seed"],
+            "outputs": [f"data_{layer}_{i}"],
+            "tags": [],
+        }
+        for layer in range(20)
+        for i in range(10)
+    ]
+    result = page.evaluate(timed, generated)
+    assert result["count"] == 200 and result["ms"] < GRAPH_BUDGET_MS, result
+    dashboard.screenshot("graph-200")

@@ -28,6 +28,19 @@ from tests.utils.stack import (
 pytestmark = pytest.mark.e2e
 
 
+def _start_main(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """`python main.py` as a user starts it, in a process group of its own."""
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "main.py"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_standalone_runs_a_job_and_a_stop_signal_stops_every_process(
     tmp_path: Path, stop_signal: signal.Signals
@@ -39,15 +52,7 @@ def test_standalone_runs_a_job_and_a_stop_signal_stops_every_process(
         DATABASE_URL=f"sqlite:///{tmp_path / 'jobs.db'}",
     )
     log_path = tmp_path / "main.log"
-    with log_path.open("wb") as log:
-        main = subprocess.Popen(
-            [sys.executable, "main.py"],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    main = _start_main(env, log_path)
     try:
         base = f"http://127.0.0.1:{port}/api/v1"
         wait_for_api(f"http://127.0.0.1:{port}", main, log_path.read_text, timeout=60)
@@ -89,15 +94,7 @@ def test_standalone_keeps_secrets_out_of_the_worker_and_files_private(tmp_path: 
         API_KEYS=f"ops:{key}",
     )
     log_path = tmp_path / "main.log"
-    with log_path.open("wb") as log:
-        main = subprocess.Popen(
-            [sys.executable, "main.py"],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    main = _start_main(env, log_path)
     try:
         wait_for_api(f"http://127.0.0.1:{port}", main, log_path.read_text, timeout=60)
         headers = {"X-API-Key": key}

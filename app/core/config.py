@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     log_max_bytes: int = Field(default=10 * 1024 * 1024, ge=4096)
     runner_mode: Literal["cold", "warm"] = "cold"
     warm_max_jobs: int = Field(default=200, ge=1)
+    # Per-run work the warmed process does once (see app/runner/scripts/warm_server.py).
+    warm_shortcuts: Annotated[
+        list[Literal["hooks", "git", "config", "imports", "prefork"]], NoDecode
+    ] = Field(default_factory=lambda: ["hooks", "git", "config", "imports", "prefork"])
     maintenance_interval_seconds: float = Field(default=2.0, gt=0)
     redispatch_after_seconds: float = Field(default=60.0, gt=0)
     log_level: str = "INFO"
@@ -69,6 +73,7 @@ class Settings(BaseSettings):
         "admin_users",
         "allowed_hosts",
         "webhook_allowed_hosts",
+        "warm_shortcuts",
         mode="before",
     )
     @classmethod

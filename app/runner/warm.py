@@ -18,7 +18,7 @@ import select
 import socket
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +81,7 @@ class WarmServer:
     channel: socket.socket
     fingerprint: str
     kedro_version: str
+    watch: list[str] = field(default_factory=list)
     runs: int = 0
 
     @classmethod
@@ -88,7 +89,13 @@ class WarmServer:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             process = subprocess.Popen(  # noqa: S603  (argv list: the project's interpreter)
-                [settings.kedro_python, str(WARM_SERVER), str(theirs.fileno()), str(grace)],
+                [
+                    settings.kedro_python,
+                    str(WARM_SERVER),
+                    str(theirs.fileno()),
+                    str(grace),
+                    ",".join(settings.warm_shortcuts),
+                ],
                 cwd=settings.kedro_project_path,
                 env=env,
                 stdin=subprocess.DEVNULL,
@@ -106,14 +113,20 @@ class WarmServer:
             stop_group(process, wait=5)
             reason = hello.get("error") if hello else "no answer while warming"
             raise WarmUnavailable(f"warming the Kedro project failed: {reason}")
-        return cls(process, ours, str(hello["fingerprint"]), str(hello["kedro_version"]))
+        return cls(
+            process,
+            ours,
+            str(hello["fingerprint"]),
+            str(hello["kedro_version"]),
+            [str(path) for path in hello.get("watch", [])],
+        )
 
     def usable(self, project: Path, max_runs: int) -> bool:
         """Alive, under its run budget, and warmed from the project as it is now."""
         return (
             self.process.poll() is None
             and self.runs < max_runs
-            and project_fingerprint(project) == self.fingerprint
+            and project_fingerprint(project, self.watch) == self.fingerprint
         )
 
     def spawn(self, args: list[str], output_fd: int) -> WarmChild:
@@ -123,7 +136,7 @@ class WarmServer:
         except OSError as exc:
             raise WarmUnavailable(f"the warm server is gone: {exc}") from exc
         answer = _receive(self.channel, timeout=10)
-        if answer is None or "pid" not in answer:
+        if answer is None or "pid" not in answer:  # (an unread "exit" is a broken channel)
             raise WarmUnavailable("the warm server did not start the run")
         self.runs += 1
         return WarmChild(self.channel, int(answer["pid"]))

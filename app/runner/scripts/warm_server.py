@@ -272,12 +272,16 @@ class _Spare:
 
     def __init__(self, cli: object, channel: socket.socket) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        # A stop signal sent to the server's group while forking must not run the
+        # server's handler in the child: it stays pending until the child's is default.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
         self.pid = os.fork()
         if self.pid == 0:
             ours.close()
             code = 1
             try:
                 _become_run(channel)
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
                 message, fds, _flags, _addr = socket.recv_fds(theirs, 65536, 1)
                 if message and fds:
                     theirs.close()
@@ -287,6 +291,7 @@ class _Spare:
                 os._exit(code)
         theirs.close()
         self.socket = ours
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
     def start(self, message: bytes, fds: list[int]) -> int:
         socket.send_fds(self.socket, [message], fds[:1])

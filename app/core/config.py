@@ -22,6 +22,10 @@ EXAMPLE_PROJECT = REPO_ROOT / "examples" / "demo_project"
 DEFAULT_QUEUE = "default"
 
 
+WarmShortcut = Literal["hooks", "git", "config", "imports", "prefork"]
+WARM_SHORTCUTS: tuple[WarmShortcut, ...] = ("hooks", "git", "config", "imports", "prefork")
+
+
 class Settings(BaseSettings):
     """Configuration names are a public contract (see README)."""
 
@@ -42,9 +46,9 @@ class Settings(BaseSettings):
     runner_mode: Literal["cold", "warm"] = "cold"
     warm_max_jobs: int = Field(default=200, ge=1)
     # Per-run work the warmed process does once (see app/runner/scripts/warm_server.py).
-    warm_shortcuts: Annotated[
-        list[Literal["hooks", "git", "config", "imports", "prefork"]], NoDecode
-    ] = Field(default_factory=lambda: ["hooks", "git", "config", "imports", "prefork"])
+    warm_shortcuts: Annotated[list[WarmShortcut], NoDecode] = Field(
+        default_factory=lambda: list(WARM_SHORTCUTS)
+    )
     maintenance_interval_seconds: float = Field(default=2.0, gt=0)
     redispatch_after_seconds: float = Field(default=60.0, gt=0)
     log_level: str = "INFO"

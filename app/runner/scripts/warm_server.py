@@ -40,6 +40,7 @@ import contextlib
 import ctypes
 import gc
 import hashlib
+import importlib
 import json
 import os
 import signal
@@ -47,6 +48,7 @@ import socket
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 PR_SET_PDEATHSIG = 1
 WATCHED = ("src", "conf", "pyproject.toml", "settings.py")
@@ -91,8 +93,8 @@ def _die_with_parent(signum: int) -> None:
 def _share_hooks() -> None:
     """Build the session's hook manager once; each session (in a child) takes it as is."""
     from kedro.framework.project import settings
-    from kedro.framework.session import session as session_module
 
+    session_module: Any = importlib.import_module("kedro.framework.session.session")
     names = ("_create_hook_manager", "_register_hooks", "_register_hooks_entry_points")
     if not all(hasattr(session_module, name) for name in names):
         return
@@ -105,8 +107,8 @@ def _share_hooks() -> None:
 
 
 def _share_git(project: Path) -> None:
-    """Describe the project's git state once (the fingerprint watches HEAD and the index)."""
-    from kedro.framework.session import session as session_module
+    """Describe the project's git state once (the fingerprint watches HEAD and its ref)."""
+    session_module: Any = importlib.import_module("kedro.framework.session.session")
 
     describe = getattr(session_module, "_describe_git", None)
     if describe is None:
@@ -127,10 +129,10 @@ def _share_config(conf: Path) -> None:
     cache: dict[tuple[object, ...], tuple[dict[object, object], set[object]]] = {}
     root = str(conf.resolve())
 
-    def read_dir_configs(  # noqa: PLR0913  (Kedro's signature)
+    def read_dir_configs(
         self: object,
         conf_path: str,
-        patterns: object,
+        patterns: "list[str]",
         key: str,
         processed_files: set[object],
         read_environment_variables: "bool | None" = False,
@@ -141,8 +143,12 @@ def _share_config(conf: Path) -> None:
             and os.path.realpath(conf_path).startswith(root + os.sep)
         )
         if not shareable:
-            return original(self, conf_path, patterns, key, processed_files, read_environment_variables)  # type: ignore[no-any-return]
-        entry = (conf_path, tuple(patterns), key, getattr(self, "ignore_hidden", None))  # type: ignore[arg-type]
+            configs: dict[object, object] = original(
+                self, conf_path, patterns, key, processed_files, read_environment_variables
+            )
+            return configs
+        hidden = getattr(self, "ignore_hidden", None)
+        entry: tuple[object, ...] = (conf_path, tuple(patterns), key, hidden)
         if entry not in cache:
             files: set[object] = set()
             configs = original(self, conf_path, patterns, key, files, False)
@@ -186,8 +192,8 @@ class _Finder:
 
 def _share_missing_imports() -> None:
     modules = _MissingModules()
-    sys.meta_path.insert(0, modules.refuse)  # type: ignore[arg-type]
-    sys.meta_path.append(modules.record)  # type: ignore[arg-type]
+    sys.meta_path.insert(0, modules.refuse)
+    sys.meta_path.append(modules.record)
     with contextlib.suppress(Exception):  # what Kedro tries for every dataset it copies
         from kedro.io.memory_dataset import _infer_copy_mode
 
@@ -242,7 +248,9 @@ def _become_run(channel: socket.socket) -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _run_child(cli: object, args: list[str], output_fd: int, channel: "socket.socket | None") -> None:
+def _run_child(
+    cli: object, args: list[str], output_fd: int, channel: "socket.socket | None"
+) -> None:
     """In the forked child: write to the job's pipe, run Kedro's CLI, never return."""
     code = 1
     try:

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 
 from app.core.config import EXAMPLE_PROJECT
-from bench.harness import client, require_completed
+from bench.harness import client, require_completed, timestamp
 from bench.latency import direct_env
 from bench.plan import Plan
 from bench.report import Section, median, summary
@@ -95,6 +95,27 @@ def gateway_run(http: httpx.Client, pipeline: str) -> tuple[float, dict[str, Any
     raise TimeoutError(f"job {job['id']} not terminal after {JOB_TIMEOUT:g} s")
 
 
+def steps(jobs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Where a gateway run's time went, from the job's own timestamps (one clock)."""
+
+    def ms(job: dict[str, Any], start: str, end: str) -> float:
+        results = job["results"]
+        values = {**results, "created_at": job["created_at"], "completed_at": job["completed_at"]}
+        return (timestamp(values[end]) - timestamp(values[start])) * 1000
+
+    return {
+        "created_to_process_started": summary(
+            [ms(job, "created_at", "process_started_at") for job in jobs]
+        ),
+        "process_run": summary(
+            [ms(job, "process_started_at", "process_exited_at") for job in jobs]
+        ),
+        "process_exited_to_completed_at": summary(
+            [ms(job, "process_exited_at", "completed_at") for job in jobs]
+        ),
+    }
+
+
 def anchor(stack: Stack, plan: Plan, section: Section, log_dir: Path) -> None:
     """Alternate `kedro server` and gateway runs of each pipeline; compare the medians."""
     rounds = plan.anchor_rounds
@@ -106,6 +127,7 @@ def anchor(stack: Stack, plan: Plan, section: Section, log_dir: Path) -> None:
         for pipeline, nodes in PIPELINES.items():
             walls: dict[str, list[float]] = {"server": [], "gateway": []}
             runners: list[str] = []
+            jobs: list[dict[str, Any]] = []
             for index in range(plan.warmup_jobs + rounds):
                 order = ("server", "gateway") if index % 2 else ("gateway", "server")
                 for kind in order:
@@ -116,6 +138,8 @@ def anchor(stack: Stack, plan: Plan, section: Section, log_dir: Path) -> None:
                         runners.append(str(job["results"].get("runner")))
                     if index >= plan.warmup_jobs:
                         walls[kind].append(wall)
+                        if kind == "gateway":
+                            jobs.append(job)
             server_ms = median(walls["server"]) * 1000
             gateway_ms = median(walls["gateway"]) * 1000
             section.add(
@@ -136,6 +160,7 @@ def anchor(stack: Stack, plan: Plan, section: Section, log_dir: Path) -> None:
                 "kedro_server_ms": summary([w * 1000 for w in walls["server"]]),
                 "gateway_ms": summary([w * 1000 for w in walls["gateway"]]),
                 "gateway_runner": sorted(set(runners)),
+                "gateway_steps_ms": steps(jobs),
             }
     section.details.update(
         poll_interval_ms=ANCHOR_POLL_SECONDS * 1000,

@@ -128,7 +128,8 @@ def anchor(stack: Stack, plan: Plan, section: Section, log_dir: Path) -> None:
             walls: dict[str, list[float]] = {"server": [], "gateway": []}
             runners: list[str] = []
             jobs: list[dict[str, Any]] = []
-            for index in range(plan.warmup_jobs + rounds):
+            warmup = plan.warmup_jobs + plan.shape.workers  # every worker warmed first
+            for index in range(warmup + rounds):
                 order = ("server", "gateway") if index % 2 else ("gateway", "server")
                 for kind in order:
                     if kind == "server":
@@ -136,7 +137,7 @@ def anchor(stack: Stack, plan: Plan, section: Section, log_dir: Path) -> None:
                     else:
                         wall, job = gateway_run(gateway, pipeline)
                         runners.append(str(job["results"].get("runner")))
-                    if index >= plan.warmup_jobs:
+                    if index >= warmup:
                         walls[kind].append(wall)
                         if kind == "gateway":
                             jobs.append(job)

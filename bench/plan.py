@@ -21,6 +21,7 @@ class Plan:
     storm_jobs: int
     storm_clients: int
     storm_poll_interval: float
+    anchor_rounds: int
 
 
 # Two workers of one process each: as many kedro runs at once as this 2-core
@@ -40,6 +41,7 @@ FULL = Plan(
     storm_jobs=1000,
     storm_clients=50,
     storm_poll_interval=1.0,
+    anchor_rounds=40,
 )
 
 SMOKE = Plan(
@@ -55,4 +57,5 @@ SMOKE = Plan(
     storm_jobs=20,
     storm_clients=5,
     storm_poll_interval=0.25,
+    anchor_rounds=3,
 )

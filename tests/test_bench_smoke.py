@@ -35,6 +35,10 @@ METRICS = {
     "storm_lost",
     "storm_failed",
     "storm_duplicated",
+    "anchor_arithmetic_kedro_server_ms",
+    "anchor_arithmetic_gateway_ms",
+    "anchor_chain_kedro_server_ms",
+    "anchor_chain_gateway_ms",
 }
 
 

@@ -27,6 +27,10 @@ def _worker_lost_only() -> list[RetryOn]:
     return ["worker_lost"]
 
 
+WarmShortcut = Literal["hooks", "git", "config", "imports", "prefork"]
+WARM_SHORTCUTS: tuple[WarmShortcut, ...] = ("hooks", "git", "config", "imports", "prefork")
+
+
 class Settings(BaseSettings):
     """Configuration names are a public contract (see README)."""
 
@@ -46,6 +50,10 @@ class Settings(BaseSettings):
     log_max_bytes: int = Field(default=10 * 1024 * 1024, ge=4096)
     runner_mode: Literal["cold", "warm"] = "cold"
     warm_max_jobs: int = Field(default=200, ge=1)
+    # Per-run work the warmed process does once (see app/runner/scripts/warm_server.py).
+    warm_shortcuts: Annotated[list[WarmShortcut], NoDecode] = Field(
+        default_factory=lambda: list(WARM_SHORTCUTS)
+    )
     maintenance_interval_seconds: float = Field(default=2.0, gt=0)
     redispatch_after_seconds: float = Field(default=60.0, gt=0)
     log_level: str = "INFO"
@@ -85,6 +93,7 @@ class Settings(BaseSettings):
         "allowed_hosts",
         "webhook_allowed_hosts",
         "retry_on",
+        "warm_shortcuts",
         mode="before",
     )
     @classmethod

@@ -1,10 +1,12 @@
 """The runner: owns the `kedro run` subprocess, its output, progress, timeout and kill.
 
 `kedro run` is started as an argv list (never a shell string) in its own process
-group under the process guard (`scripts/guard.py`), so a cancel, a timeout or the death of this
-worker takes the whole tree with it. Output is read incrementally and stored in
-batches; the run is waited on through a pidfd, not on pipe EOF, because
-ParallelRunner's children may hold the pipe open after Kedro exits.
+group by the worker's process guard (`scripts/guard.py`, one per worker process),
+so a cancel, a timeout or the death of this worker takes the whole tree with it.
+Output is read incrementally and stored in batches; the run's exit is waited on
+through the process that started it (the guard's or warm server's exit message, or
+a pidfd), not on pipe EOF, because ParallelRunner's children may hold the pipe open
+after Kedro exits.
 """
 
 from __future__ import annotations

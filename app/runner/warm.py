@@ -14,16 +14,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-import select
 import socket
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from app.core.config import Settings
-from app.runner.groups import stop_group
+from app.runner.groups import ChannelChild, ChannelGone, receive, stop_group
 from app.runner.scripts.warm_server import project_fingerprint
 
 logger = logging.getLogger(__name__)
@@ -33,44 +31,11 @@ WARM_TIMEOUT_SECONDS = 120.0
 WARM_RETRY_SECONDS = 300.0
 
 
-class WarmUnavailable(Exception):
+class WarmUnavailable(ChannelGone):
     """The warmed process could not be started or did not answer."""
 
 
-class WarmChild:
-    """A run forked by the warm server: the same surface the runner uses for a Popen."""
-
-    def __init__(self, channel: socket.socket, pid: int) -> None:
-        self._channel = channel
-        self.pid = pid
-        self.returncode: int | None = None
-
-    def exit_fileno(self) -> int:
-        """Readable once the server reports the exit status."""
-        return self._channel.fileno()
-
-    def poll(self) -> int | None:
-        if self.returncode is None and select.select([self._channel], [], [], 0)[0]:
-            self._read_exit()
-        return self.returncode
-
-    def wait(self, timeout: float | None = None) -> int:
-        if self.returncode is None:
-            ready = select.select([self._channel], [], [], timeout)[0]
-            if not ready:
-                raise subprocess.TimeoutExpired(f"warm child {self.pid}", timeout or 0)
-            self._read_exit()
-        assert self.returncode is not None  # noqa: S101  (set by _read_exit or raised)
-        return self.returncode
-
-    def close(self) -> None:
-        """Nothing to release: the channel belongs to the warm server."""
-
-    def _read_exit(self) -> None:
-        message = self._channel.recv(65536)
-        if not message:
-            raise WarmUnavailable("the warm server died while a run was in progress")
-        self.returncode = int(json.loads(message)["exit"])
+WarmChild = ChannelChild
 
 
 @dataclass
@@ -81,6 +46,7 @@ class WarmServer:
     channel: socket.socket
     fingerprint: str
     kedro_version: str
+    watch: list[str] = field(default_factory=list)
     runs: int = 0
 
     @classmethod
@@ -88,7 +54,13 @@ class WarmServer:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             process = subprocess.Popen(  # noqa: S603  (argv list: the project's interpreter)
-                [settings.kedro_python, str(WARM_SERVER), str(theirs.fileno()), str(grace)],
+                [
+                    settings.kedro_python,
+                    str(WARM_SERVER),
+                    str(theirs.fileno()),
+                    str(grace),
+                    ",".join(settings.warm_shortcuts),
+                ],
                 cwd=settings.kedro_project_path,
                 env=env,
                 stdin=subprocess.DEVNULL,
@@ -100,20 +72,26 @@ class WarmServer:
             raise WarmUnavailable(f"could not start {settings.kedro_python}: {exc}") from exc
         finally:
             theirs.close()
-        hello = _receive(ours, timeout=WARM_TIMEOUT_SECONDS)
+        hello = receive(ours, timeout=WARM_TIMEOUT_SECONDS)
         if hello is None or not hello.get("ready"):
             ours.close()
             stop_group(process, wait=5)
             reason = hello.get("error") if hello else "no answer while warming"
             raise WarmUnavailable(f"warming the Kedro project failed: {reason}")
-        return cls(process, ours, str(hello["fingerprint"]), str(hello["kedro_version"]))
+        return cls(
+            process,
+            ours,
+            str(hello["fingerprint"]),
+            str(hello["kedro_version"]),
+            [str(path) for path in hello.get("watch", [])],
+        )
 
     def usable(self, project: Path, max_runs: int) -> bool:
         """Alive, under its run budget, and warmed from the project as it is now."""
         return (
             self.process.poll() is None
             and self.runs < max_runs
-            and project_fingerprint(project) == self.fingerprint
+            and project_fingerprint(project, self.watch) == self.fingerprint
         )
 
     def spawn(self, args: list[str], output_fd: int) -> WarmChild:
@@ -122,8 +100,8 @@ class WarmServer:
             socket.send_fds(self.channel, [json.dumps({"args": args}).encode()], [output_fd])
         except OSError as exc:
             raise WarmUnavailable(f"the warm server is gone: {exc}") from exc
-        answer = _receive(self.channel, timeout=10)
-        if answer is None or "pid" not in answer:
+        answer = receive(self.channel, timeout=10)
+        if answer is None or "pid" not in answer:  # (an unread "exit" is a broken channel)
             raise WarmUnavailable("the warm server did not start the run")
         self.runs += 1
         return WarmChild(self.channel, int(answer["pid"]))
@@ -199,10 +177,3 @@ _pools: dict[int, WarmPool] = {}
 def warm_pool() -> WarmPool:
     """This process's warm servers (a forked worker process starts its own)."""
     return _pools.setdefault(os.getpid(), WarmPool())
-
-
-def _receive(channel: socket.socket, *, timeout: float) -> dict[str, Any] | None:
-    if not select.select([channel], [], [], timeout)[0]:
-        return None
-    message = channel.recv(65536)
-    return json.loads(message) if message else None

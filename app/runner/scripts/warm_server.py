@@ -1,8 +1,26 @@
 """A warmed Kedro project that forks one child process per run.
 
 Usage (by the gateway's warm runner, never by hand):
-    <KEDRO_PYTHON> warm_server.py <socket-fd> <grace-seconds>
-with the project as the working directory.
+    <KEDRO_PYTHON> warm_server.py <socket-fd> <grace-seconds> [<shortcuts>]
+with the project as the working directory. <shortcuts> is a comma list of the
+per-run work this process does once instead of in every child (default: all):
+
+- `hooks`: the session's hook manager (the project's `HOOKS` and the plugins'
+  entry-point hooks) is built here once; every child's session uses its copy.
+- `git`: `git rev-parse`/`git status` for the session store run once here.
+- `config`: the project's config files (under `conf/`, not credentials) are
+  read and parsed here once, for the default environment; each child gets a
+  deep copy, still merged and resolved per run with the job's parameters.
+- `imports`: a top-level module that failed to import here (Kedro tries
+  `pandas`, `numpy` and `ibis` for every dataset it copies) fails at once in a
+  child instead of searching `sys.path` again.
+- `prefork`: the next child is forked as soon as the last one exits and waits
+  for its request, so a run does not wait for a fork.
+
+A child is a fork: whatever a hook or a plugin changes during one run stays in
+that child, and the next run starts from this process's state. What a shortcut
+can miss (a plugin installed or a commit made after warming) is what the
+fingerprint watches for (`sys.path` entries and the project's files).
 
 It imports Kedro, bootstraps the project and loads its pipeline registry once,
 then serves requests on a SOCK_SEQPACKET socket inherited as <socket-fd>: each
@@ -20,7 +38,9 @@ Runs in the Kedro project's interpreter: standard library and Kedro only.
 
 import contextlib
 import ctypes
+import gc
 import hashlib
+import importlib
 import json
 import os
 import signal
@@ -28,14 +48,23 @@ import socket
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 PR_SET_PDEATHSIG = 1
 WATCHED = ("src", "conf", "pyproject.toml", "settings.py")
+SHORTCUTS = ("hooks", "git", "config", "imports", "prefork")
 
 
-def project_fingerprint(project: Path) -> str:
-    """A digest of the names, sizes and mtimes of the project's code and config."""
+def project_fingerprint(project: Path, extra: "list[str] | tuple[str, ...]" = ()) -> str:
+    """A digest of the names, sizes and mtimes of the project's code, config and git
+    state, and of the mtimes of the `extra` directories (the warm interpreter's
+    `sys.path`: installing or removing a package there changes its directory)."""
     digest = hashlib.sha256()
+    for name in extra:
+        try:
+            digest.update(f"{name}\0{os.stat(name).st_mtime_ns}\n".encode())
+        except OSError:
+            digest.update(f"{name}\0-\n".encode())
     for name in WATCHED:
         root = project / name
         paths = [root] if root.is_file() else sorted(root.rglob("*")) if root.is_dir() else []
@@ -61,24 +90,142 @@ def _die_with_parent(signum: int) -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signum)
 
 
-def _warm(project: Path) -> object:
+def _share_hooks() -> None:
+    """Build the session's hook manager once; each session (in a child) takes it as is."""
+    from kedro.framework.project import settings
+
+    session_module: Any = importlib.import_module("kedro.framework.session.session")
+    names = ("_create_hook_manager", "_register_hooks", "_register_hooks_entry_points")
+    if not all(hasattr(session_module, name) for name in names):
+        return
+    manager = session_module._create_hook_manager()
+    session_module._register_hooks(manager, settings.HOOKS)
+    session_module._register_hooks_entry_points(manager, settings.DISABLE_HOOKS_FOR_PLUGINS)
+    session_module._create_hook_manager = lambda: manager
+    session_module._register_hooks = lambda *_args, **_kwargs: None
+    session_module._register_hooks_entry_points = lambda *_args, **_kwargs: None
+
+
+def _share_git(project: Path) -> None:
+    """Describe the project's git state once (the fingerprint watches HEAD and its ref)."""
+    session_module: Any = importlib.import_module("kedro.framework.session.session")
+
+    describe = getattr(session_module, "_describe_git", None)
+    if describe is None:
+        return
+    described = describe(project)
+    session_module._describe_git = lambda _path: {k: dict(v) for k, v in described.items()}
+
+
+def _share_config(conf: Path) -> None:
+    """Keep each parsed config file of `conf` (not credentials); runs get deep copies."""
+    import copy
+
+    from kedro.config import OmegaConfigLoader
+
+    original = getattr(OmegaConfigLoader, "_read_dir_configs", None)
+    if original is None:  # Kedro 0.19 reads and merges in one step: nothing to share
+        return
+    cache: dict[tuple[object, ...], tuple[dict[object, object], set[object]]] = {}
+    root = str(conf.resolve())
+
+    def read_dir_configs(
+        self: object,
+        conf_path: str,
+        patterns: "list[str]",
+        key: str,
+        processed_files: set[object],
+        read_environment_variables: "bool | None" = False,
+    ) -> dict[object, object]:
+        shareable = (
+            not read_environment_variables
+            and getattr(self, "_protocol", None) == "file"
+            and os.path.realpath(conf_path).startswith(root + os.sep)
+        )
+        if not shareable:
+            configs: dict[object, object] = original(
+                self, conf_path, patterns, key, processed_files, read_environment_variables
+            )
+            return configs
+        hidden = getattr(self, "ignore_hidden", None)
+        entry: tuple[object, ...] = (conf_path, tuple(patterns), key, hidden)
+        if entry not in cache:
+            files: set[object] = set()
+            configs = original(self, conf_path, patterns, key, files, False)
+            cache[entry] = (configs, files)
+        configs, files = cache[entry]
+        processed_files.update(files)
+        return {path: copy.deepcopy(config) for path, config in configs.items()}
+
+    OmegaConfigLoader._read_dir_configs = read_dir_configs  # type: ignore[method-assign]
+
+
+class _MissingModules:
+    """Remembers the top-level modules no finder found, and refuses them at once after.
+
+    `record` sits last in `sys.meta_path` (asked only when every finder has failed,
+    it notes the name) and `refuse` first (it raises for a noted name). A package
+    installed later changes a `sys.path` directory, which the fingerprint watches,
+    so the process is re-warmed.
+    """
+
+    def __init__(self) -> None:
+        self.missing: set[str] = set()
+        self.record = _Finder(self.missing, refuse=False)
+        self.refuse = _Finder(self.missing, refuse=True)
+
+
+class _Finder:
+    def __init__(self, missing: "set[str]", *, refuse: bool) -> None:
+        self.missing = missing
+        self.refuse = refuse
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if path is not None or "." in name:
+            return None
+        if not self.refuse:
+            self.missing.add(name)
+        elif name in self.missing:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+def _share_missing_imports() -> None:
+    modules = _MissingModules()
+    sys.meta_path.insert(0, modules.refuse)
+    sys.meta_path.append(modules.record)
+    with contextlib.suppress(Exception):  # what Kedro tries for every dataset it copies
+        from kedro.io.memory_dataset import _infer_copy_mode
+
+        _infer_copy_mode(None)
+
+
+def _warm(project: Path, shortcuts: "set[str] | frozenset[str]" = frozenset(SHORTCUTS)) -> object:
     """Import Kedro, bootstrap the project, load its pipelines; return the CLI to run.
 
     Everything a run would otherwise do lazily on its first call is done here once:
     a session's context and catalog (config loader, validation, dataset modules) and
     the CLI's exit path (Kedro formats a traceback for every SystemExit, which reads
-    source files through linecache).
+    source files through linecache). Then the `shortcuts` (see the module's doc).
     """
     from kedro.framework.cli.cli import KedroCLI, _init_plugins
-    from kedro.framework.project import pipelines
+    from kedro.framework.project import pipelines, settings
     from kedro.framework.session import KedroSession
 
     _init_plugins()
     cli = KedroCLI(project_path=project)
     list(pipelines.keys())  # imports the project's pipelines and nodes
+    if "hooks" in shortcuts:
+        _share_hooks()
+    if "git" in shortcuts:
+        _share_git(project)
+    if "imports" in shortcuts:
+        _share_missing_imports()
+    if "config" in shortcuts:
+        _share_config(project / str(getattr(settings, "CONF_SOURCE", "conf")))
     with KedroSession.create(project_path=project) as session:
         context = session.load_context()  # type: ignore[attr-defined]
-        _ = context.catalog, context.params
+        _ = context.catalog, context.params  # with `config`: parsed for the default env
     import kedro.runner  # noqa: F401
 
     with (
@@ -87,18 +234,28 @@ def _warm(project: Path) -> object:
         contextlib.suppress(SystemExit),
     ):
         cli.main(args=["run", "--help"], prog_name="kedro")
+    gc.collect()
+    gc.freeze()  # children share these pages instead of copying them for the collector
     return cli
 
 
-def _run_child(cli: object, args: list[str], output_fd: int, channel: socket.socket) -> None:
-    """In the forked child: become a session leader, write to the job's pipe, run Kedro."""
+def _become_run(channel: socket.socket) -> None:
+    """In a forked child: leave the server's channel, lead a session, die with the server."""
+    channel.close()
+    os.setsid()
+    _die_with_parent(signal.SIGKILL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _run_child(
+    cli: object, args: list[str], output_fd: int, channel: "socket.socket | None"
+) -> None:
+    """In the forked child: write to the job's pipe, run Kedro's CLI, never return."""
     code = 1
     try:
-        channel.close()
-        os.setsid()
-        _die_with_parent(signal.SIGKILL)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        if channel is not None:
+            _become_run(channel)
         os.dup2(output_fd, 1)
         os.dup2(output_fd, 2)
         os.close(output_fd)
@@ -118,6 +275,43 @@ def _run_child(cli: object, args: list[str], output_fd: int, channel: socket.soc
         os._exit(code)
 
 
+class _Spare:
+    """A child forked ahead of time; it waits for one request on its own socket."""
+
+    def __init__(self, cli: object, channel: socket.socket) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        # A stop signal sent to the server's group while forking must not run the
+        # server's handler in the child: it stays pending until the child's is default.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+        self.pid = os.fork()
+        if self.pid == 0:
+            ours.close()
+            code = 1
+            try:
+                _become_run(channel)
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+                message, fds, _flags, _addr = socket.recv_fds(theirs, 65536, 1)
+                if message and fds:
+                    theirs.close()
+                    _run_child(cli, json.loads(message)["args"], fds[0], None)
+                code = 0  # the server closed the socket: no run for this one
+            finally:
+                os._exit(code)
+        theirs.close()
+        self.socket = ours
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+    def start(self, message: bytes, fds: list[int]) -> int:
+        socket.send_fds(self.socket, [message], fds[:1])
+        self.socket.close()
+        return self.pid
+
+    def discard(self) -> None:
+        self.socket.close()  # it exits on its own
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+
+
 def _stop_child(pid: int, grace: float) -> None:
     try:
         os.killpg(pid, signal.SIGTERM)
@@ -132,20 +326,26 @@ def _stop_child(pid: int, grace: float) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
-def serve(channel: socket.socket, cli: object, grace: float) -> None:
+def serve(channel: socket.socket, cli: object, grace: float, *, prefork: bool) -> None:
     """Answer run requests until the caller closes the channel or asks us to stop."""
     child = 0
+    spare: _Spare | None = None
     try:
         while True:
+            if prefork and spare is None:
+                spare = _Spare(cli, channel)
             message, fds, _flags, _addr = socket.recv_fds(channel, 65536, 1)
             if not message:
                 return
             request = json.loads(message)
-            sys.stdout.flush()
-            sys.stderr.flush()
-            child = os.fork()
-            if child == 0:
-                _run_child(cli, request["args"], fds[0], channel)
+            if spare is not None:
+                child, spare = spare.start(message, fds), None
+            else:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                child = os.fork()
+                if child == 0:
+                    _run_child(cli, request["args"], fds[0], channel)
             for fd in fds:
                 os.close(fd)
             channel.send(json.dumps({"pid": child}).encode())
@@ -156,6 +356,31 @@ def serve(channel: socket.socket, cli: object, grace: float) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if child:
             _stop_child(child, grace)
+    finally:
+        if spare is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(spare.pid, signal.SIGKILL)
+            spare.discard()
+
+
+def _git_paths(project: Path) -> list[str]:
+    """The files that change with a commit or a checkout: HEAD and the ref it names."""
+    for directory in (project, *project.parents):
+        git = directory / ".git"
+        if git.is_file():  # a worktree: "gitdir: <path>"
+            text = git.read_text().strip()
+            git = (directory / text.split(":", 1)[1].strip()) if text.startswith("gitdir:") else git
+        if git.is_dir():
+            paths = [git / "HEAD"]
+            with contextlib.suppress(OSError):
+                head = (git / "HEAD").read_text().strip()
+                if head.startswith("ref:"):
+                    ref = head.split(":", 1)[1].strip()
+                    common = git / "commondir"
+                    base = (git / common.read_text().strip()) if common.is_file() else git
+                    paths += [git / ref, base / ref, base / "packed-refs"]
+            return [str(path) for path in paths]
+    return []
 
 
 def main() -> int:
@@ -166,20 +391,30 @@ def main() -> int:
     _die_with_parent(signal.SIGTERM)
     if os.getppid() != parent:
         return 1
+    shortcuts = set(SHORTCUTS if len(sys.argv) < 4 else sys.argv[3].split(",")) & set(SHORTCUTS)
     project = Path.cwd()
-    fingerprint = project_fingerprint(project)  # before importing: a later edit re-warms
+    # Installing a plugin changes a sys.path directory; a commit, a git file.
+    watch = [path for path in sys.path if path and os.path.isdir(path)]
+    watch += _git_paths(project) if "git" in shortcuts else []
+    fingerprint = project_fingerprint(project, watch)  # before importing: edits re-warm
     try:
-        cli = _warm(project)
+        cli = _warm(project, shortcuts)
         import kedro
 
-        hello = {"ready": True, "fingerprint": fingerprint, "kedro_version": kedro.__version__}
+        hello = {
+            "ready": True,
+            "fingerprint": fingerprint,
+            "watch": watch,
+            "kedro_version": kedro.__version__,
+            "shortcuts": sorted(shortcuts),
+        }
     except _Stop:
         return 1
     except BaseException as exc:  # report why warming failed; the caller runs cold
         hello = {"ready": False, "error": f"{type(exc).__name__}: {exc}"}
     channel.send(json.dumps(hello).encode())
     if hello["ready"]:
-        serve(channel, cli, grace)
+        serve(channel, cli, grace, prefork="prefork" in shortcuts)
     return 0
 
 

@@ -71,12 +71,25 @@ def _memory_resume() -> Pipeline:
     )
 
 
+def _chain(length: int) -> Pipeline:
+    """``initial_value`` -> add 5, ``length`` times: ``step_01`` ... ``step_<length>``."""
+    names = [f"step_{index:02d}" for index in range(1, length + 1)]
+    inputs = ["params:initial_value", *names[:-1]]
+    return Pipeline(
+        [
+            Node(nodes.add_five, source, name, name=name)
+            for source, name in zip(inputs, names, strict=True)
+        ]
+    )
+
+
 def register_pipelines() -> dict[str, Pipeline]:
     """Register the project's pipelines by name."""
     arithmetic = _arithmetic()
     return {
         "__default__": arithmetic,
         "arithmetic": arithmetic,
+        "chain": _chain(20),
         "fail": Pipeline([Node(nodes.boom, "params:initial_value", None, name="boom")]),
         "slow": Pipeline(
             [

@@ -1,0 +1,169 @@
+"""Kedro's own `kedro server` beside the gateway, on the same pipelines, in one run.
+
+`kedro server start` is started from the project's environment (the interpreter and
+the environment the runner gives `kedro run`, so the same logging config), on a
+free port. Each round, in an order that alternates, sends the same job once to
+each: `POST /run` to Kedro's server (its answer arrives when the pipeline has
+run), and `POST /jobs` to the gateway, followed by `GET /jobs/{id}` every
+`ANCHOR_POLL_SECONDS` until it shows a terminal state (the gateway has no way yet
+to push the end to a waiting client). Both are timed by the client from sending
+the POST to reading the answer that shows the end: the client-side view of "how
+long did my run take".
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from app.core.config import EXAMPLE_PROJECT
+from bench.harness import client, require_completed, timestamp
+from bench.latency import direct_env
+from bench.plan import Plan
+from bench.report import Section, median, summary
+from tests.utils.stack import TERMINAL, Stack, free_port, submit, wait_until
+
+PIPELINES = {"arithmetic": 3, "chain": 20}
+PARAMETERS = {"initial_value": 10}
+ANCHOR_POLL_SECONDS = 0.002
+JOB_TIMEOUT = 60.0
+
+
+@contextmanager
+def kedro_server(stack: Stack, log: Path) -> Iterator[str]:
+    """`kedro server start` of the example project; yields its base URL."""
+    port = free_port()
+    kedro = [sys.executable, "-m", "kedro"]
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [*kedro, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=EXAMPLE_PROJECT,
+            env=direct_env(stack),
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+
+        def healthy() -> bool:
+            if process.poll() is not None:
+                raise RuntimeError(f"kedro server exited {process.returncode}: see {log}")
+            try:
+                return httpx.get(f"{url}/health", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(healthy, timeout=60, what="kedro server to answer")
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def server_run(http: httpx.Client, pipeline: str) -> float:
+    sent = time.perf_counter()
+    answer = http.post("/run", json={"pipeline_names": [pipeline], "params": PARAMETERS})
+    wall = time.perf_counter() - sent
+    body = answer.json()
+    if answer.status_code != 200 or body.get("status") != "success":
+        raise RuntimeError(f"kedro server run of {pipeline} failed: {body}")
+    return wall
+
+
+def gateway_run(http: httpx.Client, pipeline: str) -> tuple[float, dict[str, Any]]:
+    sent = time.perf_counter()
+    job = submit(http, pipeline_name=pipeline, parameters=PARAMETERS)
+    deadline = time.monotonic() + JOB_TIMEOUT
+    while time.monotonic() < deadline:
+        seen = http.get(f"/jobs/{job['id']}").json()
+        if seen["status"] in TERMINAL:
+            return time.perf_counter() - sent, require_completed(seen)
+        time.sleep(ANCHOR_POLL_SECONDS)
+    raise TimeoutError(f"job {job['id']} not terminal after {JOB_TIMEOUT:g} s")
+
+
+def steps(jobs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Where a gateway run's time went, from the job's own timestamps (one clock)."""
+
+    def ms(job: dict[str, Any], start: str, end: str) -> float:
+        results = job["results"]
+        values = {**results, "created_at": job["created_at"], "completed_at": job["completed_at"]}
+        return (timestamp(values[end]) - timestamp(values[start])) * 1000
+
+    return {
+        "created_to_process_started": summary(
+            [ms(job, "created_at", "process_started_at") for job in jobs]
+        ),
+        "process_run": summary(
+            [ms(job, "process_started_at", "process_exited_at") for job in jobs]
+        ),
+        "process_exited_to_completed_at": summary(
+            [ms(job, "process_exited_at", "completed_at") for job in jobs]
+        ),
+    }
+
+
+def anchor(stack: Stack, plan: Plan, section: Section, log_dir: Path) -> None:
+    """Alternate `kedro server` and gateway runs of each pipeline; compare the medians."""
+    rounds = plan.anchor_rounds
+    with (
+        kedro_server(stack, log_dir / "kedro-server.log") as url,
+        httpx.Client(base_url=url, timeout=JOB_TIMEOUT) as server,
+        client(stack) as gateway,
+    ):
+        for pipeline, nodes in PIPELINES.items():
+            walls: dict[str, list[float]] = {"server": [], "gateway": []}
+            runners: list[str] = []
+            jobs: list[dict[str, Any]] = []
+            warmup = plan.warmup_jobs + plan.shape.workers  # every worker warmed first
+            for index in range(warmup + rounds):
+                order = ("server", "gateway") if index % 2 else ("gateway", "server")
+                for kind in order:
+                    if kind == "server":
+                        wall = server_run(server, pipeline)
+                    else:
+                        wall, job = gateway_run(gateway, pipeline)
+                        runners.append(str(job["results"].get("runner")))
+                    if index >= warmup:
+                        walls[kind].append(wall)
+                        if kind == "gateway":
+                            jobs.append(job)
+            server_ms = median(walls["server"]) * 1000
+            gateway_ms = median(walls["gateway"]) * 1000
+            section.add(
+                f"anchor_{pipeline}_kedro_server_ms",
+                f"{pipeline} ({nodes} nodes): kedro server, POST /run answered (median)",
+                server_ms,
+                "ms",
+            )
+            section.add(
+                f"anchor_{pipeline}_gateway_ms",
+                f"{pipeline} ({nodes} nodes): gateway, POST → terminal GET (median)",
+                gateway_ms,
+                "ms",
+                ("<=", round(server_ms, 1)),
+            )
+            section.details[pipeline] = {
+                "rounds": rounds,
+                "kedro_server_ms": summary([w * 1000 for w in walls["server"]]),
+                "gateway_ms": summary([w * 1000 for w in walls["gateway"]]),
+                "gateway_runner": sorted(set(runners)),
+                "gateway_steps_ms": steps(jobs),
+            }
+    section.details.update(
+        poll_interval_ms=ANCHOR_POLL_SECONDS * 1000,
+        kedro_server="`python -m kedro server start` in the example project, same environment",
+    )

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from app.core.exceptions import GatewayError
+from app.store.outage import DATABASE_UNAVAILABLE
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,21 @@ async def _gateway_error(_request: Request, exc: Exception) -> JSONResponse:
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
     return JSONResponse({"detail": "internal server error"}, status_code=500)
+
+
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """The database is down or locked: nothing was recorded; the client may try again."""
+    logger.warning(
+        "database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__
+    )
+    return JSONResponse(
+        {"detail": "the database is unavailable; nothing was recorded, try again"},
+        status_code=503,
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+    )
 
 
 MAX_ERRORS = 20
@@ -78,4 +94,6 @@ def _portable(error: Any) -> Any:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(GatewayError, _gateway_error)
+    for unavailable in DATABASE_UNAVAILABLE:
+        app.add_exception_handler(unavailable, _database_unavailable)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -35,7 +35,7 @@ class PassReport:
 def maintenance_pass(manager: JobManager, broker: Broker, settings: Settings) -> PassReport:
     """One pass: fail lost runs, publish jobs that need it, purge old finished ones."""
     lost = manager.fail_lost_jobs(
-        stale_before=utcnow() - settings.worker_lost_after,
+        stale_before=manager.database_now() - settings.worker_lost_after,
         reason=f"no heartbeat for {settings.worker_lost_after_seconds:g} s",
     )
     return PassReport(

@@ -52,8 +52,13 @@ DATABASE_RETRY_AFTER_SECONDS = 5
 
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
     """The database is down or locked: nothing was recorded; the client may try again."""
+    cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     logger.warning(
-        "database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__
+        "database unavailable on %s %s: %s: %s",
+        request.method,
+        request.url.path,
+        type(exc).__name__,
+        cause[0] if cause else "",
     )
     return JSONResponse(
         {"detail": "the database is unavailable; nothing was recorded, try again"},

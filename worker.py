@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from celery.signals import celeryd_init, worker_ready, worker_shutdown
+from celery.signals import celeryd_init, worker_ready, worker_shutdown, worker_shutting_down
 
 from app.broker import tasks  # noqa: F401  (registers the tasks)
 from app.broker.celery_app import celery_app
+from app.broker.graceful import GracefulStop
 from app.broker.presence import WorkerPresence, inspect_and_remember
 from app.core.config import get_settings
 from app.core.logs import configure_logging
@@ -20,6 +21,7 @@ logger = logging.getLogger("worker")
 configure_logging(get_settings().log_level, get_settings().log_format)
 app = celery_app  # `celery -A worker` looks for `app`
 _presence: list[WorkerPresence] = []
+_stopping: list[GracefulStop] = []
 
 
 @celeryd_init.connect  # type: ignore[untyped-decorator]
@@ -54,6 +56,18 @@ def _announce(sender: Any = None, **_: Any) -> None:
     )
     presence.start()
     _presence.append(presence)
+
+
+@worker_shutting_down.connect  # type: ignore[untyped-decorator]
+def _begin_stop(sender: str | None = None, **_: Any) -> None:
+    """SIGTERM or Ctrl-C: Celery takes no more jobs; bound the wait for running ones."""
+    if not sender or _stopping:
+        return
+    stop = GracefulStop(
+        lambda: core_for_this_process(get_settings()).manager, get_settings(), worker=sender
+    )
+    _stopping.append(stop)
+    stop.begin()
 
 
 @worker_shutdown.connect  # type: ignore[untyped-decorator]

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -27,6 +28,7 @@ from app.services import build_core
 logger = logging.getLogger(__name__)
 
 STOP_GRACE_SECONDS = 10.0
+WORKER_STOP_MARGIN_SECONDS = 20.0  # past the worker's grace: its runs stop, it exits
 
 
 def redis_server_binary() -> str:
@@ -73,6 +75,26 @@ def start_guarded(argv: list[str], *, grace: float, **popen: object) -> subproce
 def stop_guarded(process: subprocess.Popen[bytes], *, grace: float) -> None:
     """SIGTERM the group (its guard stops it within `grace`), then SIGKILL it."""
     stop_group(process, wait=grace + 2)
+
+
+def stop_worker_gracefully(process: subprocess.Popen[bytes], *, grace: float) -> None:
+    """SIGTERM the Celery worker alone (not its pool: Celery stops that itself), so running
+    jobs get the worker's grace period and then end with a reason; then stop the group."""
+    for pid in _children(process.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=grace + WORKER_STOP_MARGIN_SECONDS)
+    stop_guarded(process, grace=STOP_GRACE_SECONDS)
+
+
+def _children(pid: int) -> list[int]:
+    """The guard's child: the worker's main process (Linux, like the guard itself)."""
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(child) for child in text.split()]
 
 
 def start_redis(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -176,6 +198,6 @@ def standalone_stack(settings: Settings) -> Iterator[Settings]:
         yield stack
     finally:
         if worker is not None:
-            stop_guarded(worker, grace=STOP_GRACE_SECONDS)
+            stop_worker_gracefully(worker, grace=settings.worker_stop_grace_seconds)
         stop_guarded(redis_process, grace=2.0)
         logger.info("standalone: stopped the worker and redis")

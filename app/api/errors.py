@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from app.core.exceptions import GatewayError, TooManyPendingJobs
+from app.store.outage import DATABASE_UNAVAILABLE
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,26 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "internal server error"}, status_code=500)
 
 
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """The database is down or locked: nothing was recorded; the client may try again."""
+    cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    logger.warning(
+        "database unavailable on %s %s: %s: %s",
+        request.method,
+        request.url.path,
+        type(exc).__name__,
+        cause[0] if cause else "",
+    )
+    return JSONResponse(
+        {"detail": "the database is unavailable; nothing was recorded, try again"},
+        status_code=503,
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+    )
+
+
 MAX_ERRORS = 20
 MAX_ECHO_CHARS = 200
 
@@ -83,4 +104,6 @@ def _portable(error: Any) -> Any:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(GatewayError, _gateway_error)
+    for unavailable in DATABASE_UNAVAILABLE:
+        app.add_exception_handler(unavailable, _database_unavailable)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -40,7 +40,7 @@ def maintenance_pass(manager: JobManager, broker: Broker, settings: Settings) ->
     """One pass: fail lost runs, admit waiting jobs that fit, publish jobs that need it,
     purge old finished ones."""
     lost = manager.fail_lost_jobs(
-        stale_before=utcnow() - settings.worker_lost_after,
+        stale_before=manager.database_now() - settings.worker_lost_after,
         reason=f"no heartbeat for {settings.worker_lost_after_seconds:g} s",
     )
     admitted = release_waiting(manager, broker)

@@ -29,6 +29,7 @@ from typing import Any
 
 from app.core.config import Settings
 from app.core.exceptions import InvalidJobRequest, JobNotFound
+from app.runner.buffered import BufferedWrites, DatabaseStillDown
 from app.runner.cold import start_cold
 from app.runner.command import build_argv, build_run_config, check_for_kedro, kedro_environment
 from app.runner.graph import InvalidRunOptions, done_nodes, plan_resume, selected_nodes
@@ -70,6 +71,9 @@ class _Run:
         self.pipelines = project.pipelines if project else None
         self.buffer = bytearray()
         self.offset = self.job.output_bytes  # a retry's output follows the earlier attempts'
+        self.writes = BufferedWrites(
+            manager, job_id=self.job.id, attempt=self.attempt, offset=self.offset
+        )
         self.stop_reason: tuple[JobStatus, str] | None = None
         self.timed_out = False
         self.timeout = self.job.timeout_seconds or settings.job_timeout_seconds
@@ -219,17 +223,11 @@ class _Run:
         data = bytes(self.buffer)
         self.buffer.clear()
         self.parser.feed(data)
-        self.manager.append_output(
-            job_id=self.job.id,
-            attempt=self.attempt,
-            offset=self.offset,
-            data=data,
-            progress=self.parser.progress,
-        )
+        self.writes.append(data, self.parser.progress)  # kept while the database is down
         self.offset += len(data)
 
     def _check_heartbeat(self) -> None:
-        reason = self.manager.heartbeat(job_id=self.job.id, attempt=self.attempt)
+        reason = self.writes.heartbeat()
         if reason is not None and self.stop_reason is None:
             self.stop_reason = (JobStatus.cancelled, reason)
 
@@ -343,7 +341,10 @@ class KedroRunner:
         with tempfile.TemporaryDirectory(prefix=f"{RUN_DIR_PREFIX}{claim.job.id}-") as workdir:
             run = _Run(claim, self._manager, self._settings, self._project)
             outcome = run.execute(Path(workdir))
-        self._manager.finish_job(job_id=claim.job.id, attempt=claim.attempt, outcome=outcome)
+        try:  # the database may be restarting: the output and outcome wait for it
+            run.writes.finish(outcome, wait_seconds=2 * self._settings.worker_lost_after_seconds)
+        except DatabaseStillDown as exc:  # the reaper fails the job once the database is back
+            logger.error("%s", exc)
         return outcome
 
 

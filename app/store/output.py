@@ -19,10 +19,11 @@ from sqlalchemy import (
 )
 
 from app.schemas.jobs import LogChunk
+from app.store.clock import database_now_expression
 from app.store.jobs import JobRecords
 from app.store.rows import owned
 from app.store.tables import job_output, jobs
-from app.store.types import EVERYONE, RunProgress, Visibility, utcnow
+from app.store.types import EVERYONE, RunProgress, Visibility
 
 
 class OutputLog(JobRecords):
@@ -37,14 +38,16 @@ class OutputLog(JobRecords):
         with self._write() as connection:
             updated = connection.execute(
                 update(jobs)
-                .where(*owned(job_id, attempt))
+                # At its offset only: a batch sent again after an unacknowledged commit
+                # (the connection lost mid-commit) is not stored twice.
+                .where(*owned(job_id, attempt), jobs.c.output_bytes == offset)
                 .values(
                     output_bytes=offset + len(data),
                     output_dropped_bytes=jobs.c.output_dropped_bytes + dropped,
                     completed_nodes=list(progress.completed_nodes),
                     running_nodes=list(progress.running_nodes),
                     total_nodes=progress.total_nodes,
-                    heartbeat_at=utcnow(),
+                    heartbeat_at=database_now_expression(connection),
                 )
             ).rowcount
             if not updated:

@@ -14,6 +14,7 @@ from sqlalchemy import or_, select, update
 
 from app.core.exceptions import JobConflict
 from app.schemas.jobs import Job, JobStatus
+from app.store.clock import database_now_expression, read_database_now
 from app.store.jobs import JobRecords
 from app.store.outbox import enqueue_status_event
 from app.store.rows import JOB_COLUMNS, owned, record_event, to_job
@@ -103,7 +104,7 @@ class JobTransitions(JobRecords):
                     attempt=jobs.c.attempt + 1,
                     worker=worker,
                     started_at=now,
-                    heartbeat_at=now,
+                    heartbeat_at=database_now_expression(connection),
                 )
                 .returning(*JOB_COLUMNS)
             ).one_or_none()
@@ -119,7 +120,7 @@ class JobTransitions(JobRecords):
             row = connection.execute(
                 update(jobs)
                 .where(*owned(job_id, attempt))
-                .values(heartbeat_at=utcnow())
+                .values(heartbeat_at=database_now_expression(connection))
                 .returning(jobs.c.cancel_requested, jobs.c.cancel_reason)
             ).one_or_none()
         if row is None:
@@ -198,6 +199,11 @@ class JobTransitions(JobRecords):
                 record_event(connection, job_id, JobStatus.cancelled, reason, 0, None, now)
                 enqueue_status_event(connection, job_id=job_id, status=JobStatus.cancelled, at=now)
         return bool(cancelled)
+
+    def database_now(self) -> datetime:
+        """The database's clock: heartbeats are written by it, so lost runs are judged by it."""
+        with self._read() as connection:
+            return read_database_now(connection)
 
     def fail_lost_jobs(self, *, stale_before: datetime, reason: str) -> list[str]:
         """Fail running jobs whose heartbeat is older than `stale_before`."""

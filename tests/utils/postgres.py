@@ -63,6 +63,7 @@ class PostgresServer:
     trusted_networks: Sequence[str] = ()
     directory: Path | None = None
     process: subprocess.Popen[bytes] | None = None
+    _argv: list[str] = field(default_factory=list, repr=False)
     _names: Iterator[int] = field(default_factory=itertools.count, repr=False)
 
     @property
@@ -158,9 +159,13 @@ class PostgresServer:
         argv = [str(bin_dir / "postgres"), "-D", str(self.data_dir)]
         for name, value in settings.items():
             argv += ["-c", f"{name}={value}"]
+        self._argv = argv
+        self._launch()
+
+    def _launch(self) -> None:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                argv,
+                self._argv,
                 cwd=self.directory,
                 env=self._env(),
                 stdin=subprocess.DEVNULL,
@@ -171,6 +176,21 @@ class PostgresServer:
                 **self._run_as_owner(),
             )
         wait_until(self._accepts_connections, timeout=60, what="PostgreSQL to accept connections")
+
+    def halt(self, mode: signal.Signals = signal.SIGINT) -> None:
+        """Stop the server and keep its data (SIGINT: fast shutdown; SIGQUIT: immediate, so
+        the next start recovers as after a crash); `resume()` starts it on the same port."""
+        process, self.process = self.process, None
+        assert process is not None, "the server is not running"
+        family = [psutil.Process(process.pid), *psutil.Process(process.pid).children()]
+        process.send_signal(mode)
+        process.wait(timeout=60)
+        psutil.wait_procs(family, timeout=10)
+
+    def resume(self) -> None:
+        """Start a halted server again (crash recovery included) and wait until it answers."""
+        assert self.process is None, "the server is running"
+        self._launch()
 
     def _accepts_connections(self) -> bool:
         assert self.process is not None

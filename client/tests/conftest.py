@@ -85,16 +85,12 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=10)
 
 
-@pytest.fixture(scope="session")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    """A real gateway: API, embedded Redis, one Celery worker, the example Kedro project."""
-    existing = os.environ.get("KEDRO_GATEWAY_E2E_URL")
-    if existing:
-        yield Gateway(existing.rstrip("/"), None)
-        return
+@contextlib.contextmanager
+def running_gateway(home: Path, **settings: str) -> Iterator[Gateway]:
+    """A real gateway (API, embedded Redis, one Celery worker, the example Kedro project),
+    with the given gateway settings, until the block ends."""
     if not (GATEWAY_REPO / "main.py").exists():
         pytest.fail(f"no gateway at {GATEWAY_REPO} (set GATEWAY_REPO or KEDRO_GATEWAY_E2E_URL)")
-    home = tmp_path_factory.mktemp("gateway")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k in INHERITED or k.startswith("LC_")}
     env.update(
@@ -103,6 +99,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         DATA_DIR=str(home / "data"),
         DATABASE_URL=f"sqlite:///{home / 'jobs.db'}",
         WORKER_CONCURRENCY="2",
+        **settings,
     )
     log_path = home / "gateway.log"
     with log_path.open("wb") as log:
@@ -129,6 +126,17 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         yield gw
     finally:
         _stop(process)
+
+
+@pytest.fixture(scope="session")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """The open gateway most tests share (or `KEDRO_GATEWAY_E2E_URL`'s)."""
+    existing = os.environ.get("KEDRO_GATEWAY_E2E_URL")
+    if existing:
+        yield Gateway(existing.rstrip("/"), None)
+        return
+    with running_gateway(tmp_path_factory.mktemp("gateway")) as gw:
+        yield gw
 
 
 @pytest.fixture

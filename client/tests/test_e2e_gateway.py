@@ -117,8 +117,8 @@ def test_rerun_from_start_and_from_failure(client: GatewayClient) -> None:
 
     again = client.rerun(failed.id, from_="failure")
     assert again.id != failed.id
-    # Kedro said "No nodes ran.": resuming is running it all again.
-    assert again.from_nodes == [] and again.pipeline_name == "fail"
+    # Nothing completed: the server resumes from the failed node, the whole pipeline.
+    assert again.from_nodes == ["boom"] and again.pipeline_name == "fail"
     assert again.parameters == ARITHMETIC
     assert client.wait(again.id, timeout=120).status == JobStatus.failed
 

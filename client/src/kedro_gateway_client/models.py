@@ -21,6 +21,35 @@ class _Response(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+RetryOn = Literal["worker_lost", "timeout", "failed"]
+WebhookEvent = Literal[
+    "job.started",
+    "job.completed",
+    "job.failed",
+    "job.cancelled",
+    "job.retrying",
+    "job.duration_warning",
+]
+
+
+class RetryPolicy(BaseModel):
+    """A job's retry policy; fields left out take the server's defaults (`RETRY_*`)."""
+
+    max_attempts: int = 1
+    on: list[RetryOn] = Field(default_factory=lambda: list[RetryOn](["worker_lost"]))
+    delay_seconds: float = 10.0
+    backoff: float = 2.0
+    strategy: Literal["from_failure", "all"] = "all"
+
+
+class JobNotify(BaseModel):
+    """A webhook for one job's events, signed with the gateway's own secret."""
+
+    url: str
+    events: list[WebhookEvent]
+    duration_warning_seconds: float | None = None
+
+
 class JobStatus(StrEnum):
     pending = "pending"
     running = "running"
@@ -63,6 +92,10 @@ class JobCreate(RunOptions):
     parameters: dict[str, Any] = Field(default_factory=dict)
     queue: str = "default"
     timeout_seconds: float | None = None
+    priority: int = 0
+    concurrency_key: str | None = None
+    retry: RetryPolicy | None = None
+    notify: JobNotify | None = None
 
     def to_body(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_unset=True)
@@ -99,6 +132,15 @@ class Job(RunOptions):
     heartbeat_at: datetime | None
     output_bytes: int
     output_dropped_bytes: int
+    rerun_of: str | None = None
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    next_attempt_at: datetime | None = None
+    resume_from: list[str] | None = None
+    planned_nodes: list[str] | None = None
+    priority: int = 0
+    concurrency_key: str | None = None
+    waiting_reason: str | None = None
+    position: int | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -140,6 +182,7 @@ class PipelineNode(_Response):
 class Pipeline(_Response):
     name: str
     nodes: list[PipelineNode] | None
+    persisted_datasets: list[str] | None = None
 
 
 class PipelineList(_Response):

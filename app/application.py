@@ -17,14 +17,16 @@ from app.api import api_router, dashboard, metrics
 from app.api.errors import install_error_handlers
 from app.api.limits import BodySizeLimit, SameOriginJson
 from app.api.security import KeyRing
+from app.broker.changes import listen_forever
 from app.broker.publisher import Broker
 from app.core.config import Settings, get_settings
 from app.core.logs import configure_logging
+from app.ops.duties import holder_name, maintain_while_elected
 from app.ops.log_stream import FollowerSlots
-from app.ops.maintenance import maintain_forever
 from app.ops.metrics import GatewayCollector
 from app.ops.rerun import retry_defaults
 from app.ops.submit import Submitter
+from app.ops.waiting import ChangeHub, SharedReads
 from app.ops.webhooks import WebhookSender, deliver_forever
 from app.services import build_core
 
@@ -58,20 +60,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.registry = registry
         app.state.keyring = keyring
         app.state.followers = FollowerSlots(settings.max_followers_per_user)
+        hub = ChangeHub()
+        app.state.hub = hub
+        app.state.shared_reads = SharedReads()
         collector = GatewayCollector(core.manager, broker, settings)
         registry.register(collector)
-        maintenance = asyncio.create_task(maintain_forever(core.manager, broker, settings))
+        tasks = [
+            asyncio.create_task(
+                maintain_while_elected(core.manager, broker, settings, holder=holder_name())
+            )
+        ]
         sender = WebhookSender(core.manager, settings)
-        webhooks = asyncio.create_task(deliver_forever(sender, settings))
+        tasks.append(asyncio.create_task(deliver_forever(sender, settings)))
+        if settings.celery_broker_url:
+            tasks.append(
+                asyncio.create_task(
+                    listen_forever(
+                        settings.celery_broker_url, hub.changed, hub.reconnected, hub.disconnected
+                    )
+                )
+            )
         try:
             yield
         finally:
-            maintenance.cancel()
-            webhooks.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await maintenance
-            with contextlib.suppress(asyncio.CancelledError):
-                await webhooks
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await run_in_threadpool(sender.close)
             registry.unregister(collector)
             broker.close()

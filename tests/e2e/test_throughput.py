@@ -6,7 +6,7 @@ import sqlite3
 import sys
 import threading
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +128,7 @@ class _Apis:
             row = db.execute(
                 "SELECT holder, expires_at FROM leases WHERE name = 'maintenance'"
             ).fetchone()
-        if row is None or datetime.fromisoformat(row[1]) < datetime.utcnow():  # noqa: DTZ003
+        if row is None or datetime.fromisoformat(row[1]) < datetime.now(UTC).replace(tzinfo=None):
             return None
         return str(row[0])
 
@@ -179,15 +179,15 @@ def test_one_api_process_runs_the_duties_and_another_takes_them_over(
     claim = manager.claim_job(job_id=lost, worker="ghost@nowhere")
     assert claim is not None
     killed_at = time.monotonic()
-    new_holder = wait_until(
-        lambda: (now := apis.holder()) != holder and now,
+    new_holder: str = wait_until(
+        lambda: ((now := apis.holder()) != holder and now) or None,
         timeout=15,
         what="another holder of the duties",
     )
     assert f":{pids[1 - leader]}:" in new_holder
     bound = 2 + 3 + 0.5 + 5  # lost after, lease TTL, one pass, slack for a loaded machine
     failed = wait_until(
-        lambda: (job := manager.get_job(job_id=lost)).status.value == "failed" and job,
+        lambda: job if (job := manager.get_job(job_id=lost)).status.value == "failed" else None,
         timeout=bound,
         what="the lost run to be failed",
     )

@@ -8,13 +8,14 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from app.api import api_router, dashboard, metrics
 from app.api.errors import install_error_handlers
+from app.api.fast_lane import FastLane
 from app.api.limits import BodySizeLimit, SameOriginJson
 from app.api.security import KeyRing
 from app.broker.changes import listen_forever
@@ -110,4 +111,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     Instrumentator(registry=registry, excluded_handlers=["/metrics"]).instrument(
         app, metric_namespace="gateway"
     )
+    # Outermost: a plain job read skips routing, dependencies and per-route metrics.
+    fast = Counter(
+        "gateway_fast_lane_requests",
+        "GET /jobs/{id} answered by the fast lane (not in the per-route HTTP metrics)",
+        registry=registry,
+    )
+    app.add_middleware(FastLane, allowed_hosts=settings.trusted_hosts, counter=fast)
     return app

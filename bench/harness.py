@@ -40,7 +40,7 @@ def start_stack(
         stack.redis.start()
         for index in range(shape.workers):
             stack.start_worker(name=f"bench{index + 1}", concurrency=shape.concurrency)
-        stack.start_api()
+        stack.start_api(timeout=180)  # a loaded machine starts several processes slowly
     except BaseException:
         stack.stop()
         raise

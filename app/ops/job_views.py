@@ -64,17 +64,26 @@ async def follow_events(
     manager: JobManager, hub: ChangeHub, *, job_id: str, visibility: Visibility, after: int = 0
 ) -> AsyncIterator[tuple[int, JobEvent] | Job]:
     """Each event past `after` (with its id) as it is recorded, then the terminal job."""
+    ended = False  # the job was seen terminal with no event left to send
     with hub.watch(job_id) as watch:
         while True:
             seen = watch.seen
-            for event_id, event in await read_events_after(manager, job_id=job_id, after=after):
+            events = await read_events_after(manager, job_id=job_id, after=after)
+            for event_id, event in events:
                 yield event_id, event
                 after = event_id
                 if event.status.is_terminal:  # terminal states never change
                     yield await read_job(manager, job_id=job_id, visibility=visibility)
                     return
-            if after == 0:  # no event yet at all: the job must exist and be the caller's
-                job = await read_job(manager, job_id=job_id, visibility=visibility)
-                if job.status.is_terminal:
-                    continue
+            if events:
+                continue
+            # Nothing new: the job must still be the caller's; once it is terminal, a
+            # read after that has every event (a resume may have started past the end).
+            job = await read_job(manager, job_id=job_id, visibility=visibility)
+            if job.status.is_terminal:
+                if ended:
+                    yield job
+                    return
+                ended = True
+                continue
             await watch.wait(seen, RECHECK_SECONDS)

@@ -11,6 +11,7 @@ not timed tests).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import shutil
@@ -88,6 +89,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the job store (postgresql: a throwaway server from the system's binaries)",
     )
     parser.add_argument(
+        "--million",
+        type=int,
+        help="jobs the `million` benchmark fills the store with (default: 1,000,000)",
+    )
+    parser.add_argument(
         "--api-workers",
         type=int,
         default=1,
@@ -118,6 +124,8 @@ def keep_logs(directory: Path, destination: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     plan = SMOKE if args.smoke else FULL
+    if args.million is not None:
+        plan = dataclasses.replace(plan, million_jobs=args.million)
     output = args.output or RESULTS / ("smoke.json" if args.smoke else "latest.json")
     logging.basicConfig(level=logging.WARNING)
     started_at = datetime.now(UTC)

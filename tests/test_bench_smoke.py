@@ -35,6 +35,14 @@ METRICS = {
     "storm_lost",
     "storm_failed",
     "storm_duplicated",
+    "ours_get_rps",
+    "naive_get_rps",
+    "bare_get_rps",
+    "get_vs_naive",
+    "followers_complete",
+    "followers_api_cores",
+    "million_metrics_ms",
+    "million_list_ms",
 }
 
 

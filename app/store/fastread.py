@@ -11,7 +11,6 @@ never wait for the writer.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -57,7 +56,6 @@ class FastReads(StoreBase):
 
     _fast: dict[str, _Compiled] | None = None
     _loop_connection: Any = None
-    _fast_lock = threading.Lock()
 
     @property
     def reads_inline(self) -> bool:

@@ -7,6 +7,7 @@ embedded Redis and one local Celery worker, and stops them on exit.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 from types import FrameType
 
@@ -38,6 +39,11 @@ def main() -> None:
         return
     with standalone_stack(settings) as stack:
         logger.info("standalone: API on http://%s:%s", stack.host, stack.port)
+        if stack.api_workers > 1:
+            # The API's worker processes read their settings afresh: hand them the stack's.
+            os.environ["CELERY_BROKER_URL"] = stack.celery_broker_url or ""
+            os.environ["DATABASE_URL"] = stack.database_url
+            os.environ["KEDRO_PROJECT_PATH"] = str(stack.kedro_project_path)
         serve(create_app(stack), stack)
 
 

@@ -8,24 +8,27 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from app.api import api_router, dashboard, metrics
 from app.api.errors import install_error_handlers
+from app.api.fast_lane import FastLane
 from app.api.limits import BodySizeLimit, SameOriginJson
 from app.api.security import KeyRing
+from app.broker.changes import listen_forever
 from app.broker.publisher import Broker
 from app.core.config import Settings, get_settings
 from app.core.logs import configure_logging
 from app.ops.admission import seed_limits
+from app.ops.duties import holder_name, maintain_while_elected
 from app.ops.log_stream import FollowerSlots
-from app.ops.maintenance import maintain_forever
 from app.ops.metrics import GatewayCollector
 from app.ops.rerun import retry_defaults
 from app.ops.submit import Submitter
+from app.ops.waiting import ChangeHub, SharedReads
 from app.ops.webhooks import WebhookSender, deliver_forever
 from app.services import build_core
 
@@ -60,20 +63,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.registry = registry
         app.state.keyring = keyring
         app.state.followers = FollowerSlots(settings.max_followers_per_user)
+        hub = ChangeHub()
+        app.state.hub = hub
+        app.state.shared_reads = SharedReads()
         collector = GatewayCollector(core.manager, broker, settings)
         registry.register(collector)
-        maintenance = asyncio.create_task(maintain_forever(core.manager, broker, settings))
+        tasks = [
+            asyncio.create_task(
+                maintain_while_elected(core.manager, broker, settings, holder=holder_name())
+            )
+        ]
         sender = WebhookSender(core.manager, settings)
-        webhooks = asyncio.create_task(deliver_forever(sender, settings))
+        tasks.append(asyncio.create_task(deliver_forever(sender, settings)))
+        if settings.celery_broker_url:
+            tasks.append(
+                asyncio.create_task(
+                    listen_forever(
+                        settings.celery_broker_url, hub.changed, hub.reconnected, hub.disconnected
+                    )
+                )
+            )
         try:
             yield
         finally:
-            maintenance.cancel()
-            webhooks.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await maintenance
-            with contextlib.suppress(asyncio.CancelledError):
-                await webhooks
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await run_in_threadpool(sender.close)
             registry.unregister(collector)
             broker.close()
@@ -96,4 +113,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     Instrumentator(registry=registry, excluded_handlers=["/metrics"]).instrument(
         app, metric_namespace="gateway"
     )
+    # Outermost: a plain job read skips routing, dependencies and per-route metrics.
+    fast = Counter(
+        "gateway_fast_lane_requests",
+        "GET /jobs/{id} answered by the fast lane (not in the per-route HTTP metrics)",
+        registry=registry,
+    )
+    app.add_middleware(FastLane, allowed_hosts=settings.trusted_hosts, counter=fast)
     return app

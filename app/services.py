@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from app.broker.changes import ChangePublisher
 from app.core.config import Settings
 from app.store import JobManager
 from app.store.database import create_db_engine, upgrade_database
@@ -24,7 +25,10 @@ def build_core(settings: Settings, *, migrate: bool = True) -> Core:
     engine = create_db_engine(settings.database_url)
     if migrate:
         upgrade_database(engine)
-    return Core(settings=settings, manager=JobManager(engine, log_max_bytes=settings.log_max_bytes))
+    manager = JobManager(engine, log_max_bytes=settings.log_max_bytes)
+    if settings.celery_broker_url:  # waiters in the API hear of each change through Redis
+        manager.announce_to(ChangePublisher(settings.celery_broker_url))
+    return Core(settings=settings, manager=manager)
 
 
 def core_for_this_process(settings: Settings) -> Core:

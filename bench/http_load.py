@@ -54,14 +54,16 @@ def wrk(url: str, args: list[str], *, seconds: int, connections: int) -> dict[st
     return result
 
 
-def _record(section: Section, key: str, label: str, result: dict[str, Any], floor: int) -> None:
+def _record(
+    section: Section, key: str, label: str, result: dict[str, Any], floor: int, *, p99: int
+) -> None:
     seconds = result["duration_us"] / 1e6
     errors = sum(result["errors"].values())
     rate = result["requests"] / seconds if not errors else 0.0
     latency = result["latency_us"]
     section.add(f"{key}_rps", f"{label} throughput", rate, "req/s", (">=", floor))
     section.add(f"{key}_p50_ms", f"{label} latency p50", latency["p50"] / 1000, "ms")
-    section.add(f"{key}_p99_ms", f"{label} latency p99", latency["p99"] / 1000, "ms", ("<=", 100))
+    section.add(f"{key}_p99_ms", f"{label} latency p99", latency["p99"] / 1000, "ms", ("<=", p99))
     section.details[key] = {
         **result,
         "requests_per_s": round(result["requests"] / seconds, 1),
@@ -83,7 +85,7 @@ def get_load(stack: Stack, plan: Plan, section: Section, profile: Path | None) -
             seconds=plan.load_seconds,
             connections=plan.load_connections,
         )
-    _record(section, "get", "GET /jobs/{id}", result, 1500)
+    _record(section, "get", "GET /jobs/{id}", result, 3000, p99=50)
     section.details.update(
         connections=plan.load_connections,
         seconds=plan.load_seconds,
@@ -106,7 +108,7 @@ def post_load(stack: Stack, plan: Plan, section: Section, profile: Path | None) 
             seconds=plan.load_seconds,
             connections=plan.load_connections,
         )
-    _record(section, "post", "POST /jobs", result, 400)
+    _record(section, "post", "POST /jobs", result, 1000, p99=100)
     recorded = _pending_in_sink(stack) - before
     section.details.update(
         connections=plan.load_connections,
@@ -125,20 +127,36 @@ def cpu_use(stack: Stack) -> Iterator[dict[str, float]]:
     """CPU seconds per wall second of the API process, and of the whole machine, in the block."""
     found: dict[str, float] = {}
     api = psutil.Process(api_pid(stack))
-    before, machine_before, began = api.cpu_times(), psutil.cpu_times(), time.perf_counter()
+    processes = [api, *api.children(recursive=True)]  # API_WORKERS > 1: uvicorn's workers
+    before, machine_before, began = _cpu(processes), psutil.cpu_times(), time.perf_counter()
     yield found
-    after, machine_after = api.cpu_times(), psutil.cpu_times()
+    after, machine_after = _cpu(processes), psutil.cpu_times()
     wall = time.perf_counter() - began
     busy = sum(machine_after) - machine_after.idle - (sum(machine_before) - machine_before.idle)
     found.update(
-        api_cores_busy=round((after.user + after.system - before.user - before.system) / wall, 2),
+        api_cores_busy=round((after - before) / wall, 2),
         machine_cores_busy=round(busy / wall, 2),
         machine_cores=float(psutil.cpu_count() or 0),
     )
 
 
+def _cpu(processes: list[psutil.Process]) -> float:
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
 def open_sink_queue(stack: Stack) -> None:
     """Have a worker serve the sink queue until it has reported its project, then stop it."""
+    with client(stack) as http:
+        known = http.get("/pipelines", params={"queue": SINK_QUEUE})
+        if known.is_success and known.json().get("refreshed_at"):
+            return  # reported already (an earlier benchmark opened it)
     worker = stack.start_worker(name="sink", queues=SINK_QUEUE, concurrency=1)
     try:
         with client(stack) as http:

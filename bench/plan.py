@@ -22,6 +22,10 @@ class Plan:
     storm_clients: int
     storm_poll_interval: float
     anchor_rounds: int
+    million_jobs: int
+    idle_seconds: float
+    followers: int
+    follow_seconds: float
 
 
 # Two workers of one process each: as many kedro runs at once as this 2-core
@@ -42,6 +46,10 @@ FULL = Plan(
     storm_clients=50,
     storm_poll_interval=1.0,
     anchor_rounds=40,
+    million_jobs=1_000_000,
+    idle_seconds=10.0,
+    followers=1000,
+    follow_seconds=10.0,
 )
 
 SMOKE = Plan(
@@ -58,4 +66,8 @@ SMOKE = Plan(
     storm_clients=5,
     storm_poll_interval=0.25,
     anchor_rounds=3,
+    million_jobs=2_000,
+    idle_seconds=1.0,
+    followers=20,
+    follow_seconds=2.0,
 )

@@ -1,4 +1,7 @@
-"""FastAPI dependencies: the core services and the caller, as `Annotated` aliases."""
+"""FastAPI dependencies: the core services and the caller, as `Annotated` aliases.
+
+They are `async def` because none of them blocks: FastAPI runs a plain `def`
+dependency on the thread pool, a hop that cost more than the work itself."""
 
 from __future__ import annotations
 
@@ -16,22 +19,22 @@ from app.schemas.jobs import Job
 from app.store import JobManager, Visibility
 
 
-def app_settings(request: Request) -> Settings:
+async def app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_job_manager(request: Request) -> JobManager:
+async def get_job_manager(request: Request) -> JobManager:
     manager: JobManager = request.app.state.manager
     return manager
 
 
-def get_broker(request: Request) -> Broker:
+async def get_broker(request: Request) -> Broker:
     broker: Broker = request.app.state.broker
     return broker
 
 
-def get_submitter(request: Request) -> Submitter:
+async def get_submitter(request: Request) -> Submitter:
     submitter: Submitter = request.app.state.submitter
     return submitter
 
@@ -40,7 +43,7 @@ _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <API 
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="`X-API-Key: <key>`")
 
 
-def get_visibility(
+async def get_visibility(
     request: Request,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
     api_key: Annotated[str | None, Security(_api_key)],
@@ -64,7 +67,7 @@ def get_visibility(
     return caller
 
 
-def shows_details(request: Request) -> bool:
+async def shows_details(request: Request) -> bool:
     """Whether an endpoint open to monitors may show more than a monitor needs (project
     paths, versions, worker and pipeline names): to a caller with a valid key, to anyone
     while the API is open, or to anyone if `PUBLIC_DETAILS` says so. The key is optional
@@ -78,7 +81,7 @@ def shows_details(request: Request) -> bool:
     return bool(presented) and keyring.identify(str(presented)) is not None
 
 
-def require_admin(caller: Annotated[Visibility, Depends(get_visibility)]) -> Visibility:
+async def require_admin(caller: Annotated[Visibility, Depends(get_visibility)]) -> Visibility:
     """Only admins (or anyone, while the API is open) may do this."""
     if not caller.sees_all:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "this needs an admin key (ADMIN_USERS)")

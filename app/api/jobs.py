@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AbstractContextManager
 from typing import Annotated
+from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import JSONResponse
@@ -13,9 +14,19 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import JobDep, JobManagerDep, SettingsDep, SubmitterDep, VisibilityDep
 from app.api.errors import error
+from app.ops.job_views import MAX_WAIT_SECONDS, follow_events, read_job, wait_for_job
 from app.ops.log_stream import FollowerSlots, follow_output
+from app.ops.waiting import ChangeHub
 from app.ops.webhooks import check_notify
-from app.schemas.jobs import Job, JobCreate, JobEventList, JobList, JobStatus, LogChunk
+from app.schemas.jobs import (
+    Job,
+    JobCreate,
+    JobEvent,
+    JobEventList,
+    JobList,
+    JobStatus,
+    LogChunk,
+)
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -24,6 +35,11 @@ SSE_DESCRIPTION = (
     "With `Accept: text/event-stream` or `?follow=true`: `event: log` with the text as "
     "`data` and the next offset as `id` (send it back as `Last-Event-ID` to resume), then "
     "one `event: end` whose `data` is the terminal job."
+)
+EVENTS_SSE_DESCRIPTION = (
+    "With `Accept: text/event-stream` or `?follow=true`: each transition as `event: status` "
+    "whose `data` is the event and whose `id` is its sequence number (send it back as "
+    "`Last-Event-ID` to resume), then one `event: end` whose `data` is the terminal job."
 )
 IdempotencyKey = Annotated[
     str | None, Header(min_length=1, max_length=200, description="Makes a submit safe to retry.")
@@ -81,10 +97,32 @@ def list_jobs(
     return JobList(items=items, next_cursor=next_cursor)
 
 
-@router.get("/{job_id}", responses={404: error("Unknown job, or not yours.")})
-def get_job(job: JobDep) -> Job:
+@router.get("/{job_id}", response_model=Job, responses={404: error("Unknown job, or not yours.")})
+async def get_job(
+    job_id: UUID,
+    request: Request,
+    visibility: VisibilityDep,
+    wait: Annotated[
+        float | None,
+        Query(
+            gt=0,
+            le=MAX_WAIT_SECONDS,
+            description="Answer as soon as the job is terminal, or with its state after "
+            "this many seconds (at most 60).",
+        ),
+    ] = None,
+) -> Response:
     """One job: status, progress and, once it is terminal, results."""
-    return job
+    manager = request.app.state.manager
+    if wait:
+        hub: ChangeHub = request.app.state.hub
+        job = await wait_for_job(
+            manager, hub, job_id=str(job_id), visibility=visibility, seconds=wait
+        )
+    else:
+        job = await read_job(manager, job_id=str(job_id), visibility=visibility)
+    # Serialized once, here: FastAPI would validate and serialize the model again.
+    return Response(job.model_dump_json(), media_type="application/json")
 
 
 @router.post(
@@ -127,7 +165,14 @@ async def get_logs(
         start = int(last_event_id) if last_event_id is not None else offset
         followers: FollowerSlots = request.app.state.followers
         followers.take(visibility.user_id)
-        stream = follow_output(manager, job_id=job.id, offset=start, visibility=visibility)
+        stream = follow_output(
+            manager,
+            job_id=job.id,
+            offset=start,
+            visibility=visibility,
+            hub=request.app.state.hub,
+            shared=request.app.state.shared_reads,
+        )
         return EventSourceResponse(_as_events(stream, followers.held(visibility.user_id)), ping=15)
     chunk = await run_in_threadpool(
         manager.read_output, job_id=job.id, offset=offset, limit=limit, visibility=visibility
@@ -146,7 +191,49 @@ async def _as_events(
                 yield ServerSentEvent(item.model_dump_json(), event="end")
 
 
-@router.get("/{job_id}/events", responses={404: error("Unknown job, or not yours.")})
-def get_events(job: JobDep, manager: JobManagerDep, visibility: VisibilityDep) -> JobEventList:
-    """The job's state transitions, oldest first."""
-    return JobEventList(items=manager.list_events(job_id=job.id, visibility=visibility))
+@router.get(
+    "/{job_id}/events",
+    response_model=JobEventList,
+    responses={
+        200: {"content": {"text/event-stream": {"description": EVENTS_SSE_DESCRIPTION}}},
+        404: error("Unknown job, or not yours."),
+        429: error("Too many streams followed at once by this user."),
+    },
+)
+async def get_events(
+    request: Request,
+    job_id: UUID,
+    visibility: VisibilityDep,
+    follow: Annotated[bool, Query(description="Stream as Server-Sent Events.")] = False,
+    last_event_id: Annotated[str | None, Header(pattern=r"^[0-9]{1,19}$")] = None,
+) -> Response:
+    """The job's state transitions, oldest first, or followed live (SSE) until it ends."""
+    manager = request.app.state.manager
+    job = await read_job(manager, job_id=str(job_id), visibility=visibility)
+    if follow or "text/event-stream" in request.headers.get("accept", ""):
+        followers: FollowerSlots = request.app.state.followers
+        followers.take(visibility.user_id)
+        stream = follow_events(
+            manager,
+            request.app.state.hub,
+            job_id=job.id,
+            visibility=visibility,
+            after=int(last_event_id) if last_event_id is not None else 0,
+        )
+        return EventSourceResponse(
+            _as_status_events(stream, followers.held(visibility.user_id)), ping=15
+        )
+    events = await run_in_threadpool(manager.list_events, job_id=job.id, visibility=visibility)
+    return Response(JobEventList(items=events).model_dump_json(), media_type="application/json")
+
+
+async def _as_status_events(
+    stream: AsyncIterator[tuple[int, JobEvent] | Job], slot: AbstractContextManager[None]
+) -> AsyncIterator[ServerSentEvent]:
+    with slot:
+        async for item in stream:
+            if isinstance(item, Job):
+                yield ServerSentEvent(item.model_dump_json(), event="end")
+            else:
+                event_id, event = item
+                yield ServerSentEvent(event.model_dump_json(), event="status", id=str(event_id))

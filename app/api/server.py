@@ -123,14 +123,20 @@ def limited_protocol(settings: Settings) -> type[LimitedHttpProtocol]:
     return type("ConfiguredHttpProtocol", (LimitedHttpProtocol,), {"limits": limits})
 
 
-def serve(app: Any, settings: Settings) -> None:
-    """Run the API on the settings' address, with the request limits, until stopped."""
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        http=limited_protocol(settings),
-        limit_concurrency=settings.max_connections,
-        timeout_keep_alive=5,
-        log_config=None,
-    )
+def serve(app: Any, settings: Settings, *, app_path: str = "main:app") -> None:
+    """Run the API on the settings' address, with the request limits, until stopped.
+
+    With `API_WORKERS` above 1, uvicorn runs that many processes on one socket, each
+    importing `app_path` and reading its settings from the environment."""
+    common: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "limit_concurrency": settings.max_connections,
+        "timeout_keep_alive": 5,
+        "log_config": None,
+    }
+    if settings.api_workers > 1:
+        http = "app.api.worker_protocol:EnvironmentLimitedProtocol"
+        uvicorn.run(app_path, workers=settings.api_workers, http=http, **common)
+        return
+    uvicorn.run(app, http=limited_protocol(settings), **common)

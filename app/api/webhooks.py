@@ -31,7 +31,11 @@ Limit = Annotated[int, Query(ge=1, le=100, description="Newest deliveries first.
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    responses={**ADMIN_ONLY, 422: error("Invalid body, or a URL the gateway may not call.")},
+    responses={
+        **ADMIN_ONLY,
+        400: error("The body is not UTF-8 text."),
+        422: error("Invalid body, or a URL the gateway may not call."),
+    },
 )
 def create_webhook(
     body: WebhookCreate,

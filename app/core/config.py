@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     header_timeout_seconds: float = Field(default=10.0, gt=0)
     body_timeout_seconds: float = Field(default=30.0, gt=0)
     max_connections: int = Field(default=512, ge=1)
+    api_workers: int = Field(default=1, ge=1, le=64)
     max_followers_per_user: int = Field(default=8, ge=1)
     public_details: bool = False
     webhook_secret: SecretStr | None = None

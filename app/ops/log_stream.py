@@ -1,4 +1,11 @@
-"""Follow a job's output as it is written, until the job ends."""
+"""Follow a job's output as it is written, until the job ends.
+
+A follower sleeps on the process's `ChangeHub` until the runner's next append (or
+the job's end) is announced, and followers at the same offset share one read, so
+a thousand idle followers cost nothing and a thousand busy ones one read per
+append. Without a hub (no broker to hear notices from) it polls every
+`POLL_SECONDS`.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +18,7 @@ from functools import partial
 import anyio
 
 from app.core.exceptions import TooManyRequests
+from app.ops.waiting import RECHECK_SECONDS, ChangeHub, SharedReads
 from app.schemas.jobs import Job, LogChunk
 from app.store import JobManager, Visibility
 
@@ -19,34 +27,53 @@ CHUNK_BYTES = 256 * 1024
 
 
 async def follow_output(
-    manager: JobManager, *, job_id: str, offset: int, visibility: Visibility
+    manager: JobManager,
+    *,
+    job_id: str,
+    offset: int,
+    visibility: Visibility,
+    hub: ChangeHub | None = None,
+    shared: SharedReads | None = None,
 ) -> AsyncIterator[LogChunk | Job]:
     """Yield each new piece of output from `offset`, then the terminal job."""
-    while True:
-        chunk = await anyio.to_thread.run_sync(
-            partial(
+    shared = shared or SharedReads()
+    with hub.watch(job_id, output=True) if hub is not None else _no_watch() as watch:
+        while True:
+            seen = watch.seen if watch is not None else 0
+            read = partial(
                 manager.read_output,
                 job_id=job_id,
                 offset=offset,
                 limit=CHUNK_BYTES,
                 visibility=visibility,
             )
-        )
-        if chunk.data:
-            yield chunk
-        if chunk.complete:
-            yield await anyio.to_thread.run_sync(
-                partial(manager.get_job, job_id=job_id, visibility=visibility)
+            chunk = await shared.read(
+                ("output", job_id, offset, visibility, seen),
+                partial(anyio.to_thread.run_sync, read),
             )
-            return
-        if chunk.next_offset == offset:
-            await anyio.sleep(POLL_SECONDS)
-        offset = chunk.next_offset
+            if chunk.data:
+                yield chunk
+            if chunk.complete:
+                yield await anyio.to_thread.run_sync(
+                    partial(manager.get_job, job_id=job_id, visibility=visibility)
+                )
+                return
+            if chunk.next_offset == offset:
+                if watch is None:
+                    await anyio.sleep(POLL_SECONDS)
+                else:
+                    await watch.wait(seen, RECHECK_SECONDS)
+            offset = chunk.next_offset
+
+
+@contextmanager
+def _no_watch() -> Iterator[None]:
+    yield None
 
 
 class FollowerSlots:
     """At most `per_user` live followers per user in this process: each holds a
-    connection and polls the database, so one caller cannot exhaust either."""
+    connection, so one caller cannot exhaust them."""
 
     def __init__(self, per_user: int) -> None:
         self._per_user = per_user

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from app.store.admission import Admission
+from app.store.fastread import FastReads
 from app.store.leases import Leases
+from app.store.notices import ChangeNotices
 from app.store.output import OutputLog
 from app.store.retries import JobRetries
 from app.store.stats import StoreStats
@@ -12,6 +14,14 @@ from app.store.workers import WorkerRegistry
 
 
 class JobManager(
-    Admission, JobRetries, OutputLog, WorkerRegistry, StoreStats, WebhookStore, Leases
+    Admission,
+    ChangeNotices,
+    JobRetries,
+    OutputLog,
+    FastReads,
+    WorkerRegistry,
+    StoreStats,
+    WebhookStore,
+    Leases,
 ):
     """Owns every SQL statement and every state transition of a job (one module per part)."""

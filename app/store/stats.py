@@ -10,6 +10,7 @@ from sqlalchemy import case, delete, func, literal, select
 from app.schemas.stats import PipelineRun
 from app.store.base import StoreBase
 from app.store.rows import TERMINAL
+from app.store.stat_tables import COUNTED_BOUNDS, job_counts, job_durations
 from app.store.tables import job_events, job_output, jobs
 from app.store.types import EVERYONE, Visibility
 
@@ -23,17 +24,23 @@ class StoreStats(StoreBase):
             connection.execute(select(literal(1))).scalar_one()
 
     def job_counts(self) -> list[tuple[str, str, str, int]]:
-        """(status, pipeline, queue, count) for every combination present."""
+        """(status, pipeline, queue, count) for every combination present (from the
+        counters the triggers keep: no scan of the jobs)."""
+        total = func.sum(job_counts.c.n)
         with self._read() as connection:
             rows = connection.execute(
-                select(jobs.c.status, jobs.c.pipeline_name, jobs.c.queue, func.count()).group_by(
-                    jobs.c.status, jobs.c.pipeline_name, jobs.c.queue
-                )
+                select(job_counts.c.status, job_counts.c.pipeline_name, job_counts.c.queue, total)
+                .group_by(job_counts.c.status, job_counts.c.pipeline_name, job_counts.c.queue)
+                .having(total > 0)
             ).all()
         return [(row[0], row[1], row[2], int(row[3])) for row in rows]
 
     def duration_buckets(self, bounds: Sequence[float]) -> dict[str, tuple[list[int], int, float]]:
-        """Per pipeline: cumulative counts of finished runs under each bound, count, sum."""
+        """Per pipeline: cumulative counts of finished runs under each bound, count, sum.
+
+        From the counters when `bounds` are the ones they count by, else by a scan."""
+        if tuple(bounds) == COUNTED_BOUNDS:
+            return self._counted_durations()
         columns = [func.sum(case((jobs.c.execution_time <= bound, 1), else_=0)) for bound in bounds]
         with self._read() as connection:
             rows = connection.execute(
@@ -73,6 +80,22 @@ class StoreStats(StoreBase):
         with self._read() as connection:
             rows = connection.execute(query).all()
         return [PipelineRun.model_validate(dict(row._mapping)) for row in rows]
+
+    def _counted_durations(self) -> dict[str, tuple[list[int], int, float]]:
+        buckets = [func.sum(job_durations.c[f"b{i}"]) for i in range(len(COUNTED_BOUNDS))]
+        count = func.sum(job_durations.c.n)
+        with self._read() as connection:
+            rows = connection.execute(
+                select(
+                    job_durations.c.pipeline_name, count, func.sum(job_durations.c.total), *buckets
+                )
+                .group_by(job_durations.c.pipeline_name)
+                .having(count > 0)
+            ).all()
+        return {
+            row[0]: ([int(value or 0) for value in row[3:]], int(row[1]), float(row[2] or 0))
+            for row in rows
+        }
 
     def purge_finished(self, *, completed_before: datetime, batch: int = 500) -> int:
         """Delete one batch of terminal jobs (with output and events) finished before a time."""

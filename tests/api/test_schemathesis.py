@@ -131,19 +131,23 @@ PROTECTED = sorted(
 )
 
 
+FOLLOWED = {"/api/v1/jobs/{job_id}/logs", "/api/v1/jobs/{job_id}/events"}
+
+
 @schema.hook
 def map_case(
     context: schemathesis.HookContext, case: schemathesis.Case[Any]
 ) -> schemathesis.Case[Any]:
-    """Two adjustments to `GET /jobs/{job_id}/logs`, the only operation they touch.
+    """Two adjustments to `GET /jobs/{job_id}/logs` and `/events`, the only operations
+    they touch.
 
-    - Never follow a log live: jobs here never end, so the stream would never close.
+    - Never follow live: jobs here never end, so the stream would never close.
       `test_logs_stream_as_server_sent_events` checks the stream of a job that has ended.
     - FastAPI documents the optional `Last-Event-ID` header as `anyOf: [string, null]`;
       a header cannot carry JSON null (leaving it out is how one says null), but
       schemathesis sends the text `null`, which the header's pattern rightly refuses.
     """
-    if case.operation.path != "/api/v1/jobs/{job_id}/logs":
+    if case.operation.path not in FOLLOWED:
         return case
     if case.query and str(case.query.get("follow")).lower() in {"true", "1", "yes", "on"}:
         case.query["follow"] = "false"

@@ -264,7 +264,7 @@ class Stack:
         self.workers.append(worker)
         return worker
 
-    def start_api(self, **env: str) -> ServiceProcess:
+    def start_api(self, *, timeout: float = 30, **env: str) -> ServiceProcess:
         self.port = self.port or free_port()
         api = ServiceProcess(
             [sys.executable, "main.py"],
@@ -274,7 +274,7 @@ class Stack:
         api.start()
         self.api = api
         assert api.process is not None
-        wait_for_api(self.base_url, api.process, api.log)
+        wait_for_api(self.base_url, api.process, api.log, timeout=timeout)
         return api
 
     @property

@@ -1,0 +1,115 @@
+"""Many SSE followers of one running job's output: the API's CPU, /health, every byte.
+
+A `slow` job (a progress line every 0.25 s) is followed by `plan.followers`
+connections at once (`GET /jobs/{id}/logs?follow=true`, a minimal HTTP/1.1 and
+SSE reader per connection, all in one asyncio loop). While they follow, the API's
+CPU is sampled and `GET /health` is timed. At the end every follower must have
+seen the job's whole log, each line once, and one `end` event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+from bench.harness import api_pid, client
+from bench.plan import Plan
+from bench.report import Section
+from tests.utils.stack import Stack, read_log, submit, wait_for_status
+
+
+async def _follow(port: int, job_id: str) -> tuple[list[str], int, int]:
+    """(data lines, last id, end events) of one follower, read to the end."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        f"GET /api/v1/jobs/{job_id}/logs?follow=true HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Accept: text/event-stream\r\nConnection: close\r\n\r\n".encode()
+    )
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 200"):
+        raise RuntimeError(f"follower refused: {head[:200]!r}")
+    buffer, lines, last_id, ends, event = b"", [], 0, 0, ""
+    while True:
+        size = int((await reader.readline()).strip() or b"0", 16)
+        if size == 0:
+            break
+        buffer += await reader.readexactly(size)
+        await reader.readexactly(2)
+        *complete, buffer = buffer.split(b"\n")
+        for raw in complete:
+            line = raw.decode().rstrip("\r")
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("id:"):
+                last_id = int(line[3:].strip())
+            elif line.startswith("data:") and event == "log":
+                lines.append(line[5:].removeprefix(" "))
+            elif line.startswith("data:") and event == "end":
+                ends += 1
+    writer.close()
+    return [line for line in lines if line], last_id, ends
+
+
+async def _health_probe(base_url: str, stop: asyncio.Event) -> list[float]:
+    times = []
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+        while not stop.is_set():
+            began = time.perf_counter()
+            await http.get("/api/v1/health")
+            times.append((time.perf_counter() - began) * 1000)
+            await asyncio.sleep(0.5)
+    return times
+
+
+async def _run(stack: Stack, job_id: str, count: int) -> tuple[list[Any], list[float], float]:
+    stop = asyncio.Event()
+    health = asyncio.create_task(_health_probe(stack.base_url, stop))
+    api = psutil.Process(api_pid(stack))
+    processes = [api, *api.children(recursive=True)]
+    cpu_before = sum(p.cpu_times().user + p.cpu_times().system for p in processes)
+    began = time.perf_counter()
+    results = await asyncio.gather(*(_follow(stack.port, job_id) for _ in range(count)))
+    cores = (sum(p.cpu_times().user + p.cpu_times().system for p in processes) - cpu_before) / (
+        time.perf_counter() - began
+    )
+    stop.set()
+    return list(results), await health, cores
+
+
+def followers(stack: Stack, plan: Plan, section: Section, _profile: Path | None) -> None:
+    with client(stack) as http:
+        job = submit(
+            http,
+            pipeline_name="slow",
+            parameters={"slow": {"seconds": plan.follow_seconds, "interval": 0.25}},
+        )
+        results, health, cores = asyncio.run(_run(stack, job["id"], plan.followers))
+        done = wait_for_status(http, job["id"])
+        log = [line for line in read_log(http, job["id"]).split("\n") if line]
+    complete = sum(
+        1
+        for lines, last_id, ends in results
+        if lines == log and last_id == done["output_bytes"] and ends == 1
+    )
+    section.add(
+        "followers_complete",
+        f"followers that saw every line once (of {plan.followers})",
+        complete,
+        "",
+        ("==", plan.followers),
+    )
+    section.add("followers_api_cores", "API CPU while they follow", cores, "cores", ("<=", 0.5))
+    section.add(
+        "followers_health_p_max_ms",
+        "GET /health while they follow, worst",
+        max(health or [0.0]),
+        "ms",
+        ("<=", 100),
+    )
+    section.details.update(followers=plan.followers, job_lines=len(log), health_ms=health)

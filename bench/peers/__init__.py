@@ -1,0 +1,1 @@
+"""Peers the gateway is measured beside: a naive gateway and a bare FastAPI ceiling."""

@@ -15,7 +15,7 @@ import anyio
 
 from app.core.exceptions import JobNotFound
 from app.ops.waiting import RECHECK_SECONDS, ChangeHub
-from app.schemas.jobs import Job, JobEvent
+from app.schemas.jobs import Job, JobEvent, JobStatus
 from app.store import JobManager, Visibility
 
 MAX_WAIT_SECONDS = 60.0
@@ -31,6 +31,10 @@ async def read_job(manager: JobManager, *, job_id: str, visibility: Visibility) 
         )
     if job is None:
         raise JobNotFound(f"job {job_id} not found")
+    if job.status == JobStatus.pending:  # the store says why it waits (admission), and where
+        return await anyio.to_thread.run_sync(
+            partial(manager.get_job, job_id=job_id, visibility=visibility)
+        )
     return job
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, exc, select
 
 from app.schemas.jobs import Job, JobEvent
 from app.store.base import StoreBase
@@ -23,6 +23,17 @@ from app.store.tables import job_events, jobs
 from app.store.types import Visibility
 
 Processor = Callable[[Any], Any] | None
+
+
+def _result_processor(column_type: Any, dialect: Any) -> Processor:
+    """The type's result processor for this dialect. Some (psycopg's numerics) need the
+    driver's column type code, which a statement compiled ahead of time does not have: the
+    driver already returns those as Python numbers, so they need none."""
+    try:
+        processor: Processor = column_type.dialect_impl(dialect).result_processor(dialect, None)
+    except (TypeError, exc.InvalidRequestError):
+        return None
+    return processor
 
 
 class _Compiled:
@@ -34,8 +45,7 @@ class _Compiled:
         self._positional = compiled.positional
         self._order = list(compiled.positiontup or [])
         self._processors: list[Processor] = [
-            column.type.dialect_impl(dialect).result_processor(dialect, None)
-            for column in statement.selected_columns
+            _result_processor(column.type, dialect) for column in statement.selected_columns
         ]
         self.names = [column.name for column in statement.selected_columns]
 

@@ -74,7 +74,18 @@ def subscribers(
     connection: Connection, job_id: str, event: WebhookEvent
 ) -> list[tuple[str | None, str, float | None]]:
     """(webhook id or None for the job's notify, url, duration threshold) of each receiver."""
-    found: list[tuple[str | None, str, float | None]] = [
+    found: list[tuple[str | None, str, float | None]] = list(subscriptions(connection, event))
+    own = connection.execute(select(job_notify).where(job_notify.c.job_id == job_id)).one_or_none()
+    if own is not None and event.value in own.events:
+        found.append((None, own.url, own.duration_warning_seconds))
+    return found
+
+
+def subscriptions(
+    connection: Connection, event: WebhookEvent
+) -> list[tuple[str, str, float | None]]:
+    """(webhook id, url, duration threshold) of each subscription to `event`."""
+    return [
         (row.id, row.url, row.duration_warning_seconds)
         for row in connection.execute(
             select(
@@ -86,10 +97,6 @@ def subscribers(
         )
         if event.value in row.events
     ]
-    own = connection.execute(select(job_notify).where(job_notify.c.job_id == job_id)).one_or_none()
-    if own is not None and event.value in own.events:
-        found.append((None, own.url, own.duration_warning_seconds))
-    return found
 
 
 def payload(event_type: str, at: datetime, data: dict[str, Any]) -> str:

@@ -23,7 +23,7 @@ from app.schemas.webhooks import (
     WebhookEvent,
 )
 from app.store.base import StoreBase
-from app.store.outbox import insert_deliveries, payload
+from app.store.outbox import insert_deliveries, payload, subscriptions
 from app.store.rows import JOB_COLUMNS, to_job
 from app.store.tables import jobs
 from app.store.types import utcnow
@@ -228,18 +228,7 @@ class WebhookStore(StoreBase):
         per job attempt and receiver (the outbox's `event_key` makes a repeat a no-op)."""
         event = WebhookEvent.duration_warning.value
         with self._read() as connection:
-            subscribed = [
-                (row.id, row.url, row.duration_warning_seconds)
-                for row in connection.execute(
-                    select(
-                        webhooks.c.id,
-                        webhooks.c.url,
-                        webhooks.c.events,
-                        webhooks.c.duration_warning_seconds,
-                    )
-                )
-                if event in row.events and row.duration_warning_seconds
-            ]
+            subscribed = subscriptions(connection, WebhookEvent.duration_warning)
             running = connection.execute(
                 select(
                     *JOB_COLUMNS,
@@ -253,7 +242,9 @@ class WebhookStore(StoreBase):
         written = 0
         for row in running:
             elapsed = (now - row.started_at).total_seconds()
-            targets = [(hook, url) for hook, url, limit in subscribed if elapsed >= limit]
+            targets: list[tuple[str | None, str]] = [
+                (hook, url) for hook, url, limit in subscribed if limit and elapsed >= limit
+            ]
             if (
                 row.notify_url
                 and event in row.notify_events

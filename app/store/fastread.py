@@ -100,27 +100,47 @@ class FastReads(StoreBase):
 
     def _fetch(self, name: str, values: dict[str, Any], *, inline: bool) -> list[dict[str, Any]]:
         statement = self._statements()[name]
-        if inline:
-            # Only the event loop's thread uses this connection, so it needs no lock.
-            if self._loop_connection is None:
-                self._loop_connection = self._engine.raw_connection()
-            cursor = self._loop_connection.cursor()
-            try:
-                cursor.execute(statement.sql, statement.params(values))
-                rows = cursor.fetchall()
-            finally:
-                cursor.close()
-        else:
-            connection = self._engine.raw_connection()
-            try:
-                cursor = connection.cursor()
-                cursor.execute(statement.sql, statement.params(values))
-                rows = cursor.fetchall()
-                cursor.close()
-                connection.rollback()
-            finally:
-                connection.close()
+        dbapi_error = self._engine.dialect.loaded_dbapi.Error
+        try:
+            rows = self._run_inline(statement, values) if inline else self._run(statement, values)
+        except dbapi_error as error:
+            # A raw cursor bypasses SQLAlchemy's error translation: do it here, so an outage
+            # reads as one (503) and the loop's connection is opened afresh next time.
+            if inline:
+                self._drop_loop_connection()
+            raise exc.DBAPIError.instance(statement.sql, None, error, dbapi_error) from error
         return [statement.convert(row) for row in rows]
+
+    def _run_inline(self, statement: _Compiled, values: dict[str, Any]) -> list[Any]:
+        # Only the event loop's thread uses this connection, so it needs no lock.
+        if self._loop_connection is None:
+            self._loop_connection = self._engine.raw_connection()
+        cursor = self._loop_connection.cursor()
+        try:
+            cursor.execute(statement.sql, statement.params(values))
+            return list(cursor.fetchall())
+        finally:
+            cursor.close()
+
+    def _run(self, statement: _Compiled, values: dict[str, Any]) -> list[Any]:
+        connection = self._engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            cursor.execute(statement.sql, statement.params(values))
+            rows = list(cursor.fetchall())
+            cursor.close()
+            connection.rollback()
+        except BaseException:
+            connection.invalidate()
+            raise
+        finally:
+            connection.close()
+        return rows
+
+    def _drop_loop_connection(self) -> None:
+        if self._loop_connection is not None:
+            self._loop_connection.invalidate()
+            self._loop_connection = None
 
     def read_job(self, *, job_id: str, visibility: Visibility, inline: bool = False) -> Job | None:
         """The job, or None if it is unknown or not the caller's."""

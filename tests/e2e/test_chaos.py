@@ -102,13 +102,15 @@ def test_a_running_job_outlives_a_database_outage_with_all_its_output(
     answers: list[tuple[int, str | None]] = []
     health = None
     outage_ends = time.monotonic() + OUTAGE_SECONDS
-    while time.monotonic() < outage_ends:  # the outage lasts as long as the clients keep asking
-        refused = client.post("/jobs", json={"pipeline_name": "arithmetic"})
-        answers.append((refused.status_code, refused.headers.get("retry-after")))
-        answers.append((client.get(f"/jobs/{job['id']}").status_code, None))
-        health = client.get("/health")
-        time.sleep(0.2)
-    server.resume()
+    try:
+        while time.monotonic() < outage_ends:  # the outage lasts while the clients keep asking
+            refused = client.post("/jobs", json={"pipeline_name": "arithmetic"})
+            answers.append((refused.status_code, refused.headers.get("retry-after")))
+            answers.append((client.get(f"/jobs/{job['id']}").status_code, None))
+            health = client.get("/health")
+            time.sleep(0.2)
+    finally:
+        server.resume()
 
     assert {status for status, _ in answers} == {503}, answers
     assert all(after for status, after in answers[::2]), "a refused submit says when to retry"

@@ -78,7 +78,7 @@ class FastLane:
             return None
         try:
             job = await read_job(state.manager, job_id=_canonical(job_id), visibility=visibility)
-        except Exception:  # noqa: BLE001 - the full path answers it: 404, 503, or a logged 500
+        except Exception:  # the full path answers it: 404, 503, or a logged 500
             return None
         if job.status == JobStatus.pending:
             return None  # the full path says why it waits (admission) and its place in line

@@ -65,30 +65,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     )
 
 
-# App bugs on PostgreSQL that the end-to-end suite exposes and app/ has not fixed yet:
-# test name -> (whether to run it, the bug). Such a test is xfail(strict=True) on the
-# `postgresql` backend only, so the fix shows up as an XPASS that says to drop the entry.
-POSTGRESQL_APP_BUGS: dict[str, tuple[bool, str]] = {
-    "test_racing_processes_never_run_more_than_the_limit_per_key": (
-        False,
-        "once claims were stamped with the database's clock (transaction start on "
-        "PostgreSQL), this race saw 3 jobs of one key at once against a limit of 2: not yet "
-        "told apart from a real overlap; admission on PostgreSQL is to be re-checked",
-    ),
-}
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        callspec = getattr(item, "callspec", None)
-        if callspec is None or callspec.params.get("database") != "postgresql":
-            continue
-        known = POSTGRESQL_APP_BUGS.get(getattr(item, "originalname", item.name))
-        if known is not None:
-            run, reason = known
-            item.add_marker(pytest.mark.xfail(strict=True, run=run, reason=reason))
-
-
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(

@@ -130,9 +130,10 @@ class Admission(JobRecords):
         with self._write() as connection:
             if connection.dialect.name == "postgresql":
                 connection.execute(select(func.pg_advisory_xact_lock(ADMISSION_LOCK)))
-            now = utcnow()  # after the lock: no earlier than the end that freed the slot
             limits = _limits(connection)
             occupancy = _occupancy(connection)
+            # After the occupancy read: no earlier than the end of any job it saw finished.
+            now = utcnow()
             lanes = {name: Lane.parse(name) for name in _lane_names(connection)}
             turns = _turns(connection, {lane.user_key for lane in lanes.values()})
             next_turn = (

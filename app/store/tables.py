@@ -94,10 +94,24 @@ jobs = Table(
     Column("admitted_at", UTCDateTime),
     # Which limits apply to the job: waiting jobs of one lane are all held or all free.
     Column("admission_lane", String(800)),
+    # Each listing filter (status, pipeline, user, together) with the listing's order.
     Index("ix_jobs_created", "created_at", "id"),
-    Index("ix_jobs_status", "status"),
-    Index("ix_jobs_user_created", "user_id", "created_at"),
+    Index("ix_jobs_status_created", "status", "created_at", "id"),
+    Index("ix_jobs_pipeline_created", "pipeline_name", "created_at", "id"),
+    Index("ix_jobs_pipeline_status_created", "pipeline_name", "status", "created_at", "id"),
+    Index("ix_jobs_user_created_id", "user_id", "created_at", "id"),
+    Index("ix_jobs_user_status_created", "user_id", "status", "created_at", "id"),
+    Index("ix_jobs_user_pipeline_created", "user_id", "pipeline_name", "created_at", "id"),
+    Index(
+        "ix_jobs_user_pipeline_status_created",
+        "user_id",
+        "pipeline_name",
+        "status",
+        "created_at",
+        "id",
+    ),
     Index("ix_jobs_user_status", "user_id", "status"),
+    Index("ix_jobs_completed", "completed_at"),
     Index("ix_jobs_admitted", "status", "admitted_at"),
     Index(
         "ix_jobs_waiting",

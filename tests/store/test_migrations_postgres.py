@@ -17,6 +17,7 @@ from app.schemas.jobs import JobCreate, JobStatus
 from app.store import JobManager, RunOutcome, RunProgress
 from app.store.database import MIGRATIONS_DIR, create_db_engine, upgrade_database
 from app.store.tables import metadata
+from tests.store.test_migrations import assert_schema_matches_metadata
 from tests.utils.postgres import PostgresServer
 from tests.utils.processes import run_at_once
 
@@ -178,3 +179,7 @@ def test_idempotency_key_on_postgresql(engine: Engine) -> None:
             idempotency_key="key-1",
             dispatched=True,
         )
+
+
+def test_the_migrated_schema_matches_the_tables_the_store_declares(engine: Engine) -> None:
+    assert_schema_matches_metadata(engine)

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import anchor, followers, http_load, latency, million, relay, side_by_side, storm
+from bench import anchor, followers, http_load, latency, million, outbox, relay, side_by_side, storm
 from bench.harness import database, running
 from bench.plan import FULL, SMOKE, Plan
 from bench.report import Section, machine, table, write_json
@@ -53,6 +53,10 @@ BENCHMARKS: dict[str, tuple[str, Runner]] = {
         lambda stack, plan, section, _: storm.storm(stack, plan, section),
     ),
     "get": ("GET /jobs/{id} under load (wrk)", http_load.get_load),
+    "outbox": (
+        "GET /jobs/{id} with an empty outbox, then a full one to a dead receiver (wrk)",
+        outbox.outbox,
+    ),
     "post": ("POST /jobs under load (wrk, queue nobody serves)", http_load.post_load),
     "peers": (
         "Side by side: the gateway, a naive gateway and a bare FastAPI ceiling (wrk)",
@@ -110,10 +114,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = set(args.only) - set(BENCHMARKS)
     if unknown:
         parser.error(f"unknown benchmarks: {', '.join(sorted(unknown))}")
-    if {"get", "peers"} & set(args.only) and not {"dispatch", "visibility", "relay", "storm"} & set(
-        args.only
-    ):
-        parser.error("'get' needs finished jobs: add another benchmark")
+    needs_jobs = {"get", "peers", "outbox"} & set(args.only)
+    if needs_jobs and not {"dispatch", "visibility", "relay", "storm"} & set(args.only):
+        parser.error(f"{', '.join(sorted(needs_jobs))} need finished jobs: add another benchmark")
     return args
 
 
@@ -156,6 +159,12 @@ def main(argv: list[str] | None = None) -> int:
             API_WORKERS=str(args.api_workers),
             MAX_CONNECTIONS="4000",
             MAX_FOLLOWERS_PER_USER="4000",
+            # `outbox`: a receiver on 127.0.0.1, and a backoff short enough that the
+            # sender keeps trying it while the load runs (the default starts at 5 s).
+            WEBHOOK_ALLOW_HTTP="true",
+            WEBHOOK_ALLOWED_HOSTS="127.0.0.1",
+            WEBHOOK_RETRY_BASE_SECONDS="1",
+            WEBHOOK_RETRY_MAX_SECONDS="2",
         ) as stack,
     ):
         print(f"bench: stack up in {time.perf_counter() - began:.1f} s at {stack.base_url}")

@@ -26,6 +26,7 @@ class Plan:
     idle_seconds: float
     followers: int
     follow_seconds: float
+    outbox_deliveries: int
 
 
 # Two workers of one process each: as many kedro runs at once as this 2-core
@@ -50,6 +51,7 @@ FULL = Plan(
     idle_seconds=10.0,
     followers=1000,
     follow_seconds=10.0,
+    outbox_deliveries=10_000,
 )
 
 SMOKE = Plan(
@@ -70,4 +72,5 @@ SMOKE = Plan(
     idle_seconds=1.0,
     followers=20,
     follow_seconds=2.0,
+    outbox_deliveries=200,
 )

@@ -47,6 +47,11 @@ METRICS = {
     "followers_api_cores",
     "million_metrics_ms",
     "million_list_ms",
+    "outbox_empty_get_rps",
+    "outbox_full_get_rps",
+    "outbox_full_get_p99_ms",
+    "outbox_get_ratio",
+    "outbox_sender_attempts",
 }
 
 
@@ -71,6 +76,6 @@ def test_bench_smoke_runs_every_benchmark_and_writes_every_metric(tmp_path: Path
         assert isinstance(metrics[name]["value"], int | float), (name, metrics[name])
     assert metrics["storm_lost"]["value"] == 0
     assert metrics["storm_duplicated"]["value"] == 0
-    for name in ("dispatch", "visibility", "relay", "storm", "get", "post"):
+    for name in ("dispatch", "visibility", "relay", "storm", "get", "outbox", "post"):
         assert "error" not in document["benchmarks"][name]["details"], name
     assert "dispatch latency p50" in completed.stdout  # the table was printed

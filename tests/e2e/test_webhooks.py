@@ -3,13 +3,19 @@ every delivery with the `standardwebhooks` library."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
+from itertools import pairwise
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from app.core.config import Settings
 from app.ops.webhook_http import new_secret
+from app.ops.webhooks import backoff
 from tests.utils.postgres import database_url
 from tests.utils.receiver import Receiver, receiving
 from tests.utils.stack import Stack, running_stack, submit, wait_for_status, wait_until
@@ -17,6 +23,13 @@ from tests.utils.stack import Stack, running_stack, submit, wait_for_status, wai
 pytestmark = pytest.mark.e2e
 
 NOTIFY_SECRET = new_secret()
+OUTAGE_SECONDS = 60.0
+# Backoff of the outage test: 1, 2, 4, then every 8 s, so about ten attempts in the minute.
+OUTAGE_RETRY = Settings(
+    webhook_retry_base_seconds=1,
+    webhook_retry_max_seconds=8,
+    _env_file=None,  # type: ignore[call-arg]
+)
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +145,93 @@ def test_a_pending_delivery_survives_a_killed_api(hook_stack: Stack, receiver: R
     assert delivered["id"] == pending["id"] and delivered["status"] == "delivered"
     assert [a["status_code"] for a in delivered["attempts"]][-1] == 200
     assert {a["status_code"] for a in delivered["attempts"][:-1]} == {500}
+
+
+@pytest.fixture
+def outage_stack(database: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
+    with running_stack(
+        tmp_path,
+        database_url(request, database, tmp_path, "webhook_outage"),
+        workers=1,
+        WEBHOOK_ALLOW_HTTP="true",
+        WEBHOOK_ALLOWED_HOSTS="127.0.0.1",
+        WEBHOOK_SECRET=NOTIFY_SECRET,
+        WEBHOOK_RETRY_BASE_SECONDS=str(OUTAGE_RETRY.webhook_retry_base_seconds),
+        WEBHOOK_RETRY_MAX_SECONDS=str(OUTAGE_RETRY.webhook_retry_max_seconds),
+        WEBHOOK_TIMEOUT_SECONDS="2",
+    ) as started:
+        yield started
+
+
+@pytest.mark.slow
+def test_events_held_through_a_minute_of_500s_arrive_once_in_order(
+    outage_stack: Stack, receiver: Receiver
+) -> None:
+    """The receiver answers 500 for a full minute from the first attempt on, then 200: the
+    job's events arrive only after it recovers, each once, in order, and the job's delivery
+    log holds every failed attempt the receiver saw, spaced by the backoff."""
+    receiver.outage_seconds = OUTAGE_SECONDS
+    submitted = time.monotonic()
+    with outage_stack.client() as client:
+        job = submit(
+            client,
+            pipeline_name="arithmetic",
+            notify={"url": receiver.url, "events": ["job.started", "job.completed"]},
+        )
+        assert wait_for_status(client, job["id"])["status"] == "completed"
+
+        def delivered() -> list[dict[str, Any]] | None:
+            items: list[dict[str, Any]] = client.get(f"/jobs/{job['id']}/deliveries").json()[
+                "items"
+            ]
+            done = len(items) == 2 and all(item["status"] == "delivered" for item in items)
+            return items if done else None
+
+        deliveries = wait_until(
+            delivered, timeout=OUTAGE_SECONDS + 60, interval=0.5, what="both events delivered"
+        )
+    waited = time.monotonic() - submitted
+    requests = receiver.received()
+    verified = receiver.verified(NOTIFY_SECRET)  # every attempt is signed, the 500s too
+    assert receiver.outage_began is not None
+    since_outage = [request.at - receiver.outage_began for request in requests]
+
+    # A full minute of 500s, measured by the receiver from the first attempt, then only 200s.
+    failed = [request for request in requests if request.status == 500]
+    answered = [
+        (message_id, body)
+        for request, (message_id, body) in zip(requests, verified, strict=True)
+        if request.status == 200
+    ]
+    assert [request.status for request in requests] == [500] * len(failed) + [200] * 2
+    assert since_outage[len(failed)] >= OUTAGE_SECONDS and waited >= OUTAGE_SECONDS
+    # The sender kept trying through the minute: no gap much longer than the longest backoff.
+    assert max(b - a for a, b in pairwise(since_outage)) < (
+        OUTAGE_RETRY.webhook_retry_max_seconds + 10
+    )
+
+    # After the recovery: started then completed, each once, with one webhook-id each.
+    assert [body["type"] for _, body in answered] == ["job.started", "job.completed"]
+    assert {body["data"]["id"] for _, body in answered} == {job["id"]}
+    ids = [message_id for message_id, _ in answered]
+    assert len(set(ids)) == 2
+    assert answered[1][1]["data"]["status"] == "completed"
+    bodies: dict[str, set[bytes]] = {}
+    for request in requests:
+        bodies.setdefault(request.headers["webhook-id"], set()).add(request.body)
+    assert set(bodies) == set(ids)
+    assert all(len(sent) == 1 for sent in bodies.values())  # the same body on every attempt
+
+    # The delivery log: every 500 the receiver answered, then the 200, spaced by the backoff.
+    by_id = {delivery["id"]: delivery for delivery in deliveries}
+    assert set(by_id) == set(ids)
+    for message_id in ids:
+        attempts = by_id[message_id]["attempts"]
+        codes = [attempt["status_code"] for attempt in attempts]
+        assert codes == [500] * (len(codes) - 1) + [200], codes
+        assert len(codes) - 1 == sum(r.headers["webhook-id"] == message_id for r in failed)
+        times = [datetime.fromisoformat(attempt["at"]) for attempt in attempts]
+        for failures, (before, after) in enumerate(pairwise(times), start=1):
+            waited_out = backoff(failures, OUTAGE_RETRY) - timedelta(milliseconds=5)
+            assert after - before >= waited_out, (message_id, failures, after - before)
+    assert len(by_id[ids[0]]["attempts"]) - 1 >= 5  # several attempts during the minute

@@ -184,6 +184,20 @@ def test_deleting_a_webhook_drops_its_deliveries(manager: JobManager) -> None:
             call(webhook_id=hook)
 
 
+def test_many_test_deliveries_in_one_call(manager: JobManager) -> None:
+    hook = subscribe(manager, WebhookEvent.started)
+    ids = manager.enqueue_tests(webhook_id=hook, count=300)
+    assert len(set(ids)) == 300
+    assert manager.enqueue_tests(webhook_id=hook, count=0) == []
+    due = manager.due_deliveries(now=utcnow(), limit=1000)
+    assert {d.id for d in due} == set(ids)
+    assert {(d.url, d.attempts, d.secret) for d in due} == {(URL, 0, SECRET)}
+    assert {json.loads(d.payload)["type"] for d in due} == {"webhook.test"}
+    manager.delete_webhook(webhook_id=hook)
+    with pytest.raises(WebhookNotFound):
+        manager.enqueue_tests(webhook_id=hook, count=1)
+
+
 def test_purge_keeps_pending_deliveries(manager: JobManager) -> None:
     hook = subscribe(manager, WebhookEvent.started)
     pending = manager.enqueue_test(webhook_id=hook)

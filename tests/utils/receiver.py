@@ -25,15 +25,22 @@ class Request:
     path: str
     headers: dict[str, str]
     body: bytes
+    status: int  # what the receiver answered
+    at: float  # time.monotonic() when it arrived
 
 
 class Receiver:
-    """Answers `status` (with `location`, after `delay` seconds) and keeps what it got."""
+    """Answers `status` (with `location`, after `delay` seconds) and keeps what it got.
+
+    With `outage_seconds`, it answers 500 from its first request until that many seconds
+    (of its own monotonic clock) after it, and `status` from then on."""
 
     def __init__(self) -> None:
         self.status = 200
         self.location: str | None = None
         self.delay = 0.0
+        self.outage_seconds: float | None = None
+        self.outage_began: float | None = None
         self.requests: list[Request] = []
         self._lock = threading.Lock()
         self._server = _QuietServer(("127.0.0.1", 0), self._handler())
@@ -55,17 +62,32 @@ class Receiver:
             for request in self.received()
         ]
 
+    def _answer(self, at: float) -> int:
+        if self.outage_seconds is None:
+            return self.status
+        if self.outage_began is None:
+            self.outage_began = at
+        return 500 if at - self.outage_began < self.outage_seconds else self.status
+
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                at = time.monotonic()
                 with receiver._lock:
+                    status = receiver._answer(at)
                     receiver.requests.append(
-                        Request(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                        Request(
+                            self.path,
+                            {k.lower(): v for k, v in self.headers.items()},
+                            body,
+                            status,
+                            at,
+                        )
                     )
-                    status, location, delay = receiver.status, receiver.location, receiver.delay
+                    location, delay = receiver.location, receiver.delay
                 time.sleep(delay)
                 self.send_response(status)
                 if location:

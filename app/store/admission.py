@@ -17,7 +17,7 @@ import logging
 from collections import Counter
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, select, text, tuple_, update
+from sqlalchemy import Connection, and_, func, insert, select, text, tuple_, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.schemas.jobs import Job, JobStatus
@@ -264,7 +264,10 @@ def _limits(connection: Connection) -> Limits:
 
 
 def _occupancy(connection: Connection) -> Occupancy:
-    """Counted from running jobs and admitted pending ones: never from waiting jobs."""
+    """Counted from running jobs and admitted pending ones: never from waiting jobs.
+
+    One statement, so one snapshot: read as two, a job claimed between them (admitted
+    pending → running) would be in neither, and its slot handed out twice."""
     occupancy = Occupancy()
     columns = (jobs.c.queue, jobs.c.pipeline_name, jobs.c.user_id, jobs.c.concurrency_key)
     running = select(*columns).where(jobs.c.status == JobStatus.running.value)
@@ -273,9 +276,8 @@ def _occupancy(connection: Connection) -> Occupancy:
         .where(jobs.c.status == JobStatus.pending.value, jobs.c.admitted_at.is_not(None))
         .with_hint(jobs, _SQLITE_ADMITTED, "sqlite")
     )
-    for query in (running, admitted):
-        for queue, pipeline, user, key in connection.execute(query):
-            occupancy.add(Lane(queue, pipeline, user, key))
+    for queue, pipeline, user, key in connection.execute(union_all(running, admitted)):
+        occupancy.add(Lane(queue, pipeline, user, key))
     return occupancy
 
 

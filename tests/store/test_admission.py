@@ -234,15 +234,16 @@ def _admit_and_run(
         results.put((index, ran))
 
 
+@pytest.mark.parametrize("count", [300, pytest.param(1000, marks=pytest.mark.slow)])
 def test_racing_processes_never_run_more_than_the_limit_per_key(
-    store: JobManager, backend: Settings
+    store: JobManager, backend: Settings, count: int
 ) -> None:
-    """1,000 jobs over 10 keys, 2 per key, 4 processes admitting and finishing at once."""
+    """`count` jobs over 10 keys, 2 per key, 4 processes admitting and finishing at once."""
     store.set_limits(limits=Limits(concurrency_keys={"*": 2}))
-    for index in range(1000):
+    for index in range(count):
         wait(store, key=f"key-{index % 10}", user=f"user-{index % 3}")
     reports = run_at_once(_admit_and_run, 4, backend, timeout=600)
-    assert sum(ran for _, ran in reports) == 1000
+    assert sum(ran for _, ran in reports) == count
     with store._read() as connection:
         rows = connection.execute(
             select(jobs.c.concurrency_key, jobs.c.admitted_at, jobs.c.completed_at)
@@ -315,13 +316,15 @@ def _pass_cost(manager: JobManager) -> tuple[float, int]:
     return min(timings), statements
 
 
-@pytest.mark.parametrize("users", [20])
-def test_the_pass_costs_what_it_releases_not_what_waits(store: JobManager, users: int) -> None:
-    """100,000 waiting jobs cost the pass no more statements and about the time of 1,000."""
+@pytest.mark.parametrize("waiting", [20_000, pytest.param(100_000, marks=pytest.mark.slow)])
+def test_the_pass_costs_what_it_releases_not_what_waits(store: JobManager, waiting: int) -> None:
+    """Many waiting jobs (20 users) cost the pass no more statements and about the time
+    of 1,000."""
     store.set_limits(limits=Limits(pipelines={"train": 1}))
-    _fill(store, 1000, users)
+    _fill(store, 1000, 20)
     small_time, small_statements = _pass_cost(store)
-    _fill(store, 99_000, users)
+    _fill(store, waiting - 1000, 20)
     big_time, big_statements = _pass_cost(store)
     assert big_statements == small_statements
-    assert big_time < max(5 * small_time, 0.05), (small_time, big_time)
+    # A scan of every waiting job would cost 20-100 times more; allow a loaded machine 10.
+    assert big_time < max(10 * small_time, 0.05), (small_time, big_time)

@@ -65,6 +65,20 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under `pytest -n N --dist loadgroup` (CI), hand each module's tests on one stack to one
+    worker: a stack or a module fixture is then started by one worker, not by all of them."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params if callspec is not None else {}
+        stack = "-".join(
+            str(params[name]) for name in ("database", "runner_mode") if name in params
+        )
+        module = item.nodeid.split("::")[0]
+        group = f"{module}[{stack}]" if stack else module
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(

@@ -4,8 +4,9 @@
 [--runner-mode warm|cold] [--sample-seconds 10] [--output FILE]` starts the stack
 (`bench/harness.py`: Redis, `--workers` Celery workers, `--apis` API processes, on a
 SQLite file or a throwaway PostgreSQL server) with `JOB_RETENTION_DAYS` set to a few
-minutes (`--retention-seconds`), and submits a mix of quick, failing and chatty jobs at
-the steady rate that reaches `--jobs` in `--minutes`. Meanwhile it samples, every
+minutes (`--retention-seconds`), primes it (two quick jobs per pool process at once, so
+every pool process has its warm server), then submits a mix of quick, failing and chatty
+jobs at the steady rate that reaches `--jobs` in `--minutes`. Meanwhile it samples, every
 `--sample-seconds`: each API's and each worker's RSS and open file descriptors (summed
 over its process tree: pool processes, warm servers and the runs of the moment),
 Redis's, the store's size on disk (SQLite: the file, its WAL and shared memory;
@@ -325,9 +326,10 @@ def services_of(stack: Stack, apis: list[ServiceProcess]) -> dict[str, Running]:
 
 
 def take_sample(
-    t: float, services: dict[str, Running], probe: StoreProbe, ledger: Ledger
+    t: float, services: dict[str, Running], probe: StoreProbe, ledger: Ledger, primed: int
 ) -> tuple[Sample, int]:
-    """A sample, and the jobs purged so far (submitted minus those in the store)."""
+    """A sample, and the jobs purged so far (submitted and `primed` minus those in the
+    store)."""
     ledger.observe(probe)
     with ledger.lock:
         submitted = len(ledger.submitted)
@@ -350,7 +352,29 @@ def take_sample(
             sample.rss[name], sample.fds[name] = tree_usage(process.pid)
         except psutil.NoSuchProcess:
             sample.down.append(name)
-    return sample, submitted - in_store
+    return sample, submitted + primed - in_store
+
+
+def prime(bases: list[str], count: int, probe: StoreProbe, timeout: float = 300) -> int:
+    """Before the clock starts, `count` quick jobs at once, waited for: each pool process
+    then has its warm server, a step up in RSS and open files that would otherwise come
+    whenever a pool process first gets a job, perhaps after the warm-up. Not counted."""
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=10) as http:
+        for index in range(count):
+            submit_with_key(
+                http,
+                lambda attempt: bases[attempt % len(bases)],
+                {"pipeline_name": "arithmetic"},
+                f"prime-{index}",
+                first=index,
+                deadline=deadline,
+            )
+    while probe.unfinished():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the {count} priming jobs did not end within {timeout:g} s")
+        time.sleep(0.5)
+    return count
 
 
 def soak(args: argparse.Namespace, command: str) -> dict[str, Any]:
@@ -427,6 +451,7 @@ def _drive(
     """Submit at a steady pace and sample until the time is up, then let the last jobs
     end; `probes`: the sampler's and the submitter's (one connection per thread)."""
     probe = probes[0]
+    primed = prime(bases, 2 * args.workers * args.concurrency, probe)
     ledger, stop = Ledger(), threading.Event()
     started_at = datetime.now(UTC).isoformat()
     started = time.monotonic()
@@ -440,7 +465,7 @@ def _drive(
     try:
         tick = started
         while (now := time.monotonic()) < started + duration:
-            sample, purged = take_sample(now - started, services, probe, ledger)
+            sample, purged = take_sample(now - started, services, probe, ledger, primed)
             samples.append(sample)
             _progress(sample, purged)
             tick += args.sample_seconds
@@ -453,9 +478,10 @@ def _drive(
     while probe.unfinished() and time.monotonic() < settle_deadline:
         ledger.observe(probe)
         time.sleep(min(1.0, args.sample_seconds))
-    end, purged = take_sample(time.monotonic() - started, services, probe, ledger)
+    end, purged = take_sample(time.monotonic() - started, services, probe, ledger, primed)
     samples.append(end)
-    return {"started_at": started_at, **_report(args, samples, ledger, purged, duration)}
+    report = _report(args, samples, ledger, purged, duration)
+    return {"started_at": started_at, "primed": primed, **report}
 
 
 def _progress(sample: Sample, purged: int) -> None:

@@ -184,16 +184,22 @@ class StoreProbe:
             dsn = url.replace("postgresql+psycopg://", "postgresql://", 1)
             self._connection = psycopg.connect(dsn, autocommit=True)
 
-    def size(self) -> dict[str, int]:
-        """Bytes on disk, in parts: SQLite's file, its WAL and shared memory, or
-        PostgreSQL's database."""
+    def size(self) -> tuple[int, dict[str, int]]:
+        """Bytes on disk, and where: SQLite's file, its WAL and shared memory; or
+        PostgreSQL's database, and each table with its indexes and TOAST."""
         if self._sqlite is not None:
             parts = {"file": "", "wal": "-wal", "shm": "-shm"}
             paths = {
                 part: self._sqlite.with_name(self._sqlite.name + s) for part, s in parts.items()
             }
-            return {part: path.stat().st_size for part, path in paths.items() if path.exists()}
-        return {"database": int(self._one("SELECT pg_database_size(current_database())"))}
+            found = {part: path.stat().st_size for part, path in paths.items() if path.exists()}
+            return sum(found.values()), found
+        tables = self._connection.execute(
+            "SELECT relname, pg_total_relation_size(oid) FROM pg_class "
+            "WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace"
+        ).fetchall()
+        total = int(self._one("SELECT pg_database_size(current_database())"))
+        return total, {str(name): int(size) for name, size in tables}
 
     def jobs(self) -> int:
         return int(self._one("SELECT count(*) FROM jobs"))
@@ -334,14 +340,14 @@ def take_sample(
     with ledger.lock:
         submitted = len(ledger.submitted)
     in_store = probe.jobs()
-    parts = probe.size()
+    size, parts = probe.size()
     sample = Sample(
         t=round(t, 1),
         submitted=submitted,
         finished=ledger.finished(),
         in_store=in_store,
         unfinished=probe.unfinished(),
-        store_bytes=sum(parts.values()),
+        store_bytes=size,
         store_parts=parts,
     )
     for name, service in services.items():

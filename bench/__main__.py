@@ -14,7 +14,6 @@ import argparse
 import dataclasses
 import logging
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -24,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import anchor, followers, http_load, latency, million, outbox, relay, side_by_side, storm
-from bench.harness import database, running
+from bench.harness import database, keep_logs, running
 from bench.plan import FULL, SMOKE, Plan
 from bench.report import Section, machine, table, write_json
 from tests.utils.stack import Stack
@@ -123,14 +122,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def passed_through() -> dict[str, str]:
     """Runner settings the workers take from this environment (to compare shortcuts)."""
     return {name: os.environ[name] for name in ("WARM_SHORTCUTS",) if name in os.environ}
-
-
-def keep_logs(directory: Path, destination: Path) -> None:
-    """Keep the stack's API and worker logs beside the JSON (the stack's directory goes)."""
-    shutil.rmtree(destination, ignore_errors=True)
-    destination.mkdir(parents=True)
-    for log in directory.glob("*.log"):
-        shutil.copy2(log, destination / log.name)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,8 +39,9 @@ from typing import Any
 
 import httpx
 
+from bench.harness import CHATTY_MB, job_mix, start_api_process, submit_with_key
 from tests.utils.postgres import PostgresServer, running_postgres
-from tests.utils.stack import ServiceProcess, Stack, free_port, wait_for_api
+from tests.utils.stack import ServiceProcess, Stack, free_port
 
 WORKERS = 3
 CONCURRENCY = 2
@@ -52,8 +53,6 @@ ENV = {
     "MAINTENANCE_INTERVAL_SECONDS": "1",
     "RUNNER_MODE": "warm",
 }
-RETRY = {"max_attempts": 3, "on": ["worker_lost"], "delay_seconds": 1}
-CHATTY_MB = 0.2
 CHATTY_LINES = int(CHATTY_MB * 1024 * 1024) // 100
 NODES = {
     "arithmetic": ["add_five", "multiply_by_two", "subtract_ten"],
@@ -97,38 +96,10 @@ class Chaos:
             self.requests.append(Request(time.monotonic(), kind, ok))
 
     def start_api(self, index: int) -> None:
-        api = ServiceProcess(
-            [sys.executable, "main.py"],
-            self.stack.env(HOST="127.0.0.1", PORT=str(self.ports[index])),
-            self.stack.directory / f"api-{index}.log",
-        )
-        api.start()
-        assert api.process is not None
-        wait_for_api(f"http://127.0.0.1:{self.ports[index]}", api.process, api.log, timeout=60)
-        self.apis[index] = api
+        self.apis[index] = start_api_process(self.stack, self.ports[index], f"api-{index}")
 
     def base(self, index: int) -> str:
         return f"http://127.0.0.1:{self.ports[index % len(self.ports)]}/api/v1"
-
-
-def job_mix(count: int, rng: random.Random) -> list[dict[str, Any]]:
-    """Half quick, a fifth slow, a tenth failing, a fifth chatty; half with retries."""
-    bodies = []
-    for index in range(count):
-        roll = rng.random()
-        if roll < 0.5:
-            body: dict[str, Any] = {"pipeline_name": "arithmetic"}
-        elif roll < 0.7:
-            seconds = round(rng.uniform(1, 6), 1)
-            body = {"pipeline_name": "slow", "parameters": {"slow": {"seconds": seconds}}}
-        elif roll < 0.8:
-            body = {"pipeline_name": "fail"}
-        else:
-            body = {"pipeline_name": "chatty", "parameters": {"chatty": {"mb": CHATTY_MB}}}
-        if index % 2:
-            body["retry"] = RETRY
-        bodies.append(body)
-    return bodies
 
 
 def submit_all(
@@ -147,22 +118,16 @@ def submit_all(
                 if index is None:
                     return
                 key = f"chaos-{index}"
-                for attempt in itertools.count(number):
-                    try:
-                        response = http.post(
-                            f"{chaos.base(attempt)}/jobs",
-                            json=bodies[index],
-                            headers={"Idempotency-Key": key},
-                        )
-                    except httpx.HTTPError:
-                        chaos.note("submit", False)
-                    else:
-                        chaos.note("submit", response.status_code in (200, 202))
-                        if response.status_code in (200, 202):
-                            with take:
-                                ids[key] = response.json()["id"]
-                            break
-                    time.sleep(0.2)
+                job_id = submit_with_key(
+                    http,
+                    chaos.base,
+                    bodies[index],
+                    key,
+                    first=number,
+                    note=lambda ok: chaos.note("submit", ok),
+                )
+                with take:
+                    ids[key] = job_id
 
     threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
     for thread in threads:

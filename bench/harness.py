@@ -7,7 +7,11 @@ all on one SQLite file. The benchmarks talk to it over HTTP on 127.0.0.1 only.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import random
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,10 +21,12 @@ from typing import Any, TypeVar
 import httpx
 import psutil
 
-from tests.utils.stack import ServiceProcess, Stack
+from tests.utils.stack import ServiceProcess, Stack, wait_for_api
 
 T = TypeVar("T")
 API = "/api/v1"
+CHATTY_MB = 0.2
+RETRY = {"max_attempts": 3, "on": ["worker_lost"], "delay_seconds": 1}
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,95 @@ def running(
         yield stack
     finally:
         stack.stop()
+
+
+def start_api_process(stack: Stack, port: int, name: str, *, timeout: float = 60) -> ServiceProcess:
+    """One more API process on the stack's store and broker, at 127.0.0.1:`port`, its
+    output in `name`.log; several may serve one stack."""
+    api = ServiceProcess(
+        [sys.executable, "main.py"],
+        stack.env(HOST="127.0.0.1", PORT=str(port)),
+        stack.directory / f"{name}.log",
+    )
+    api.start()
+    assert api.process is not None
+    wait_for_api(f"http://127.0.0.1:{port}", api.process, api.log, timeout=timeout)
+    return api
+
+
+@dataclass(frozen=True)
+class JobMix:
+    """Shares of quick (`arithmetic`), `slow` (1-6 s) and `fail` jobs; the rest are
+    `chatty`, printing `chatty_mb` MiB each."""
+
+    quick: float = 0.5
+    slow: float = 0.2
+    fail: float = 0.1
+    chatty_mb: float = CHATTY_MB
+
+
+def job_mix(count: int, rng: random.Random, mix: JobMix | None = None) -> list[dict[str, Any]]:
+    """`count` job bodies in `mix`'s shares (by default half quick, a fifth slow, a tenth
+    failing, a fifth chatty), in random order; every other one with retries."""
+    mix = mix or JobMix()
+    bodies = []
+    for index in range(count):
+        roll = rng.random()
+        if roll < mix.quick:
+            body: dict[str, Any] = {"pipeline_name": "arithmetic"}
+        elif roll < mix.quick + mix.slow:
+            seconds = round(rng.uniform(1, 6), 1)
+            body = {"pipeline_name": "slow", "parameters": {"slow": {"seconds": seconds}}}
+        elif roll < mix.quick + mix.slow + mix.fail:
+            body = {"pipeline_name": "fail"}
+        else:
+            body = {"pipeline_name": "chatty", "parameters": {"chatty": {"mb": mix.chatty_mb}}}
+        if index % 2:
+            body["retry"] = RETRY
+        bodies.append(body)
+    return bodies
+
+
+def submit_with_key(
+    http: httpx.Client,
+    base: Callable[[int], str],
+    body: dict[str, Any],
+    key: str,
+    *,
+    first: int = 0,
+    note: Callable[[bool], None] | None = None,
+    deadline: float | None = None,
+) -> str:
+    """POST one job until an API accepts it, the same `Idempotency-Key` each time and the
+    next API (`base(attempt)`, an `/api/v1` URL) after each failure; its id. `note` hears
+    whether each request succeeded; past `deadline` (monotonic) it gives up."""
+    attempt = first
+    while True:
+        try:
+            response = http.post(
+                f"{base(attempt)}/jobs", json=body, headers={"Idempotency-Key": key}
+            )
+        except httpx.HTTPError:
+            accepted = False
+        else:
+            accepted = response.status_code in (200, 202)
+        if note is not None:
+            note(accepted)
+        if accepted:
+            job_id: str = response.json()["id"]
+            return job_id
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(f"no API accepted job {key}")
+        attempt += 1
+        time.sleep(0.2)
+
+
+def keep_logs(directory: Path, destination: Path) -> None:
+    """Keep the stack's API and worker logs beside the JSON (the stack's directory goes)."""
+    shutil.rmtree(destination, ignore_errors=True)
+    destination.mkdir(parents=True)
+    for log in directory.glob("*.log"):
+        shutil.copy2(log, destination / log.name)
 
 
 def client(stack: Stack, *, timeout: float = 30) -> httpx.Client:

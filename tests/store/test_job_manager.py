@@ -191,8 +191,10 @@ def test_cursor_pages_with_filter_and_equal_timestamps(manager: JobManager, db: 
         encode_cursor([]),
         encode_cursor(["2026-01-01T00:00:00+00:00"]),
         encode_cursor(["2026-01-01T00:00:00+00:00", "not-a-uuid"]),
-        encode_cursor(["yesterday", str(uuid.uuid4())]),
-        encode_cursor(["2026-01-01T00:00:00+00:00", str(uuid.uuid4()), "extra"]),
+        encode_cursor(["yesterday", "0b6b1d52-5d6a-4a52-9b8e-4c1f3c2b7a10"]),
+        encode_cursor(
+            ["2026-01-01T00:00:00+00:00", "0b6b1d52-5d6a-4a52-9b8e-4c1f3c2b7a10", "extra"]
+        ),
         encode_cursor([None, None]),
         encode_cursor({"a": 1}),
         encode_cursor(42),

@@ -21,6 +21,7 @@ from tests.utils.stack import TERMINAL, Stack, running_stack, wait_for_status, w
 KEYS = {"alice": "alice-key", "bob": "bob-key", "root": "root-key"}
 SETTING = {"pipelines": {"slow": 1, "echo": 1}}
 SLOW = {"slow": {"seconds": 0.3, "interval": 0.1}}
+QUICK = {"slow": {"seconds": 0, "interval": 0.1}}
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +118,9 @@ def _a_burst_does_not_starve_a_single_job(
 ) -> None:
     burst = [_submit(alice, pipeline)["id"] for _ in range(500)]
     single = _submit(bob, pipeline)
-    assert single["waiting_reason"], single
+    # Bob's job mostly waits behind the burst; but when one of Alice's short jobs ends during
+    # his submit, his own admission pass may take the freed slot at once (he has had no turn
+    # yet). Either way it must not wait for hers: the checks below hold for both.
     done = wait_for_status(bob, single["id"], timeout=180)
     assert done["status"] == "completed"
     started = _at(done["started_at"])
@@ -151,16 +154,20 @@ def test_a_burst_of_one_user_does_not_starve_another_limits_changed_at_runtime(
 
 
 def test_a_high_priority_job_behind_a_hundred_waiting_ones_starts_next(
-    alice: httpx.Client, root: httpx.Client
+    alice: httpx.Client,
 ) -> None:
-    assert root.put("/limits", json={**SETTING, "pipelines": {"environ": 1}}).status_code == 200
+    """A long job holds the one slot of `slow` (LIMITS) while 100 jobs and then an urgent
+    one queue behind it; cancelled, it frees the slot, and the urgent job takes it."""
+    blocker = _submit(alice, "slow", parameters={"slow": {"seconds": 120, "interval": 0.5}})
+    wait_for_status(alice, blocker["id"], {"running"}, timeout=60)
+    queued = [_submit(alice, "slow", parameters=QUICK)["id"] for _ in range(100)]
     try:
-        queued = [_submit(alice, "environ")["id"] for _ in range(101)]
-        urgent = _submit(alice, "environ", priority=10)
+        urgent = _submit(alice, "slow", parameters=QUICK, priority=10)
         assert (urgent["waiting_reason"], urgent["position"]) == (
-            "pipeline environ: 1 of 1 running",
+            "pipeline slow: 1 of 1 running",
             1,
         )
+        assert alice.post(f"/jobs/{blocker['id']}/cancel").status_code == 202
         done = wait_for_status(alice, urgent["id"], timeout=120)
         assert done["status"] == "completed"
         submitted = _at(urgent["created_at"])
@@ -169,13 +176,12 @@ def test_a_high_priority_job_behind_a_hundred_waiting_ones_starts_next(
         ]
         assert earlier == [], "a waiting job started before the high-priority one"
         wait_until(
-            lambda: _job(alice, queued[1])["status"] != "pending",
+            lambda: _job(alice, queued[0])["status"] != "pending",
             timeout=60,
             what="the next job to start after the urgent one",
         )
-        _cancel_the_rest(alice, queued)
     finally:
-        assert root.put("/limits", json=SETTING).status_code == 200
+        _cancel_the_rest(alice, [blocker["id"], *queued])
 
 
 def test_waiting_jobs_show_in_metrics(

@@ -223,8 +223,8 @@ class Race:
 SMALL_RACE = Race(keys={"race-a": 1, "race-b": 2, "race-c": 1}, held=4, then=2, seconds=0.3)
 LARGE_RACE = Race(
     keys={"big-a": 1, "big-b": 2, "big-c": 3, "big-d": 1, "big-e": 2, "big-f": 1},
-    held=12,
-    then=12,
+    held=20,
+    then=20,
     seconds=0.1,
 )
 
@@ -352,6 +352,6 @@ def test_two_apis_and_two_workers_never_run_more_than_a_keys_limit(
 def test_two_apis_and_two_workers_never_run_more_than_a_keys_limit_at_scale(
     stack: Stack, second_api: str, root: httpx.Client
 ) -> None:
-    """144 jobs over 6 keys (10 key slots, more than the 4 worker slots: admitted jobs also
+    """240 jobs over 6 keys (10 key slots, more than the 4 worker slots: admitted jobs also
     wait in the broker) through two APIs."""
     _race(stack, second_api, root, LARGE_RACE, timeout=780)

@@ -52,7 +52,6 @@ _LANES = """
 """
 # SQLite's planner, without statistics, prefers ix_jobs_status: a scan of every pending job.
 _SQLITE_WAITING = "INDEXED BY ix_jobs_waiting"
-_SQLITE_ADMITTED = "INDEXED BY ix_jobs_admitted"
 
 
 class Admission(JobRecords):
@@ -264,17 +263,14 @@ def _limits(connection: Connection) -> Limits:
 
 
 def _occupancy(connection: Connection) -> Occupancy:
-    """Counted from running jobs and admitted pending ones: never from waiting jobs.
-
-    One statement, so one snapshot: read as two, a job claimed between them (admitted
-    pending → running) would be in neither, and its slot handed out twice."""
+    """Counted from running jobs and admitted pending ones (never from waiting jobs), in
+    one statement: on PostgreSQL each statement reads its own snapshot, and a job claimed
+    (admitted → running) between two reads would be counted by neither."""
     occupancy = Occupancy()
     columns = (jobs.c.queue, jobs.c.pipeline_name, jobs.c.user_id, jobs.c.concurrency_key)
     running = select(*columns).where(jobs.c.status == JobStatus.running.value)
-    admitted = (
-        select(*columns)
-        .where(jobs.c.status == JobStatus.pending.value, jobs.c.admitted_at.is_not(None))
-        .with_hint(jobs, _SQLITE_ADMITTED, "sqlite")
+    admitted = select(*columns).where(
+        jobs.c.status == JobStatus.pending.value, jobs.c.admitted_at.is_not(None)
     )
     for queue, pipeline, user, key in connection.execute(union_all(running, admitted)):
         occupancy.add(Lane(queue, pipeline, user, key))

@@ -210,6 +210,7 @@ class Stack:
     workers: list[ServiceProcess] = field(default_factory=list)
     api: ServiceProcess | None = None
     port: int = 0
+    more_apis: list[ServiceProcess] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.redis = RedisServer(self.directory)
@@ -277,16 +278,35 @@ class Stack:
         wait_for_api(self.base_url, api.process, api.log, timeout=timeout)
         return api
 
+    def start_another_api(self, name: str, *, timeout: float = 30, **env: str) -> str:
+        """One more `python main.py` on the same database and broker, on a port of its own
+        (stopped with the stack); its base URL."""
+        port = free_port()
+        api = ServiceProcess(
+            [sys.executable, "main.py"],
+            self.env(HOST="127.0.0.1", PORT=str(port), **env),
+            self.directory / f"{name}.log",
+        )
+        api.start()
+        self.more_apis.append(api)
+        assert api.process is not None
+        base_url = f"http://127.0.0.1:{port}"
+        wait_for_api(base_url, api.process, api.log, timeout=timeout)
+        return base_url
+
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=f"{self.base_url}/api/v1", timeout=30)
+    def client(self, base_url: str | None = None) -> httpx.Client:
+        """A client of the stack's API (or of the one at `base_url`)."""
+        return httpx.Client(base_url=f"{base_url or self.base_url}/api/v1", timeout=30)
 
     def stop(self) -> None:
         for worker in self.workers:
             worker.kill(signal.SIGTERM)
+        for api in self.more_apis:
+            api.kill(signal.SIGTERM)
         if self.api is not None:
             self.api.kill(signal.SIGTERM)
         self.redis.stop()

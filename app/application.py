@@ -113,10 +113,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     Instrumentator(registry=registry, excluded_handlers=["/metrics"]).instrument(
         app, metric_namespace="gateway"
     )
-    # Outermost: a plain job read skips routing, dependencies and per-route metrics.
+    # Outermost: a plain job read or submit skips routing, dependencies and per-route metrics.
     fast = Counter(
         "gateway_fast_lane_requests",
-        "GET /jobs/{id} answered by the fast lane (not in the per-route HTTP metrics)",
+        "GET /jobs/{id} and POST /jobs answered by the fast lane "
+        "(not in the per-route HTTP metrics)",
         registry=registry,
     )
     app.add_middleware(FastLane, allowed_hosts=settings.trusted_hosts, counter=fast)

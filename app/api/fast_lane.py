@@ -1,30 +1,46 @@
-"""The hot path's fast lane: a plain `GET /api/v1/jobs/{id}` answered before routing.
+"""The hot paths' fast lane: a plain `GET /api/v1/jobs/{id}` or `POST /api/v1/jobs`
+answered before routing.
 
-Pollers send this request more than all others together. Through FastAPI it
-costs routing twice (the router and the HTTP-metrics middleware each match the
-path), solving the dependency tree, and the metrics observations: several times
-the read itself. This outermost middleware answers the plain case (no query
-string, an allowed `Host`, no key needed or a valid key, the job found and the
-caller's) with the same body the endpoint would send, and passes everything else
-(`?wait=`, errors of any kind) down to the full application, so every refusal
-keeps its one implementation. Requests it answers are counted in
-`gateway_fast_lane_requests_total` rather than in the per-route HTTP metrics.
+Pollers send the GET more than all other requests together, and submitters the
+POST. Through FastAPI each costs routing twice (the router and the HTTP-metrics
+middleware each match the path), solving the dependency tree, and the metrics
+observations: several times the read itself, and as much as the submit's own
+work. This outermost middleware answers the plain case with the same body the
+endpoint would send, and passes everything else down to the full application, so
+every refusal keeps its one implementation:
+
+- GET: no query string, an allowed `Host`, no key needed or a valid key, the job
+  found and the caller's, and not pending (the full path says why it waits).
+- POST: no query string, an allowed `Host`, no key needed or a valid key, a JSON
+  body of a declared length within the cap, not cross-site, no `Idempotency-Key`,
+  and a body that validates. The submit itself is the endpoint's
+  (`Submitter.submit_job`); an error it raises is answered by the application's
+  own exception handlers.
+
+Requests it answers are counted in `gateway_fast_lane_requests_total` rather than
+in the per-route HTTP metrics.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
 from prometheus_client import Counter
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api.limits import MAX_BODY_BYTES, cross_site, is_json
 from app.api.security import KeyRing
 from app.ops.job_views import read_job
-from app.schemas.jobs import JobStatus
+from app.ops.webhooks import check_notify
+from app.schemas.jobs import JobCreate, JobStatus
 from app.store import Visibility
 
-PREFIX = "/api/v1/jobs/"
+SUBMIT_PATH = "/api/v1/jobs"
+PREFIX = SUBMIT_PATH + "/"
 _UUID = re.compile(
     r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
 )
@@ -41,28 +57,65 @@ class FastLane:
         self._counter = counter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["method"] == "GET"
-            and not scope.get("query_string")
-            and scope["path"].startswith(PREFIX)
-        ):
-            body = await self._answer(scope)
-            if body is not None:
-                self._counter.inc()
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 200,
-                        "headers": [
-                            (b"content-length", str(len(body)).encode()),
-                            (b"content-type", b"application/json"),
-                        ],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body})
-                return
+        if scope["type"] == "http" and not scope.get("query_string"):
+            if scope["method"] == "GET" and scope["path"].startswith(PREFIX):
+                body = await self._answer(scope)
+                if body is not None:
+                    self._counter.inc()
+                    await _send_json(send, 200, body)
+                    return
+            elif scope["method"] == "POST" and scope["path"] == SUBMIT_PATH:
+                passed_on = await self._submit(scope, receive, send)
+                if passed_on is None:
+                    return
+                receive = passed_on
         await self.app(scope, receive, send)
+
+    async def _submit(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
+        """Answers a plain submit and returns None; otherwise the `receive` (replaying the
+        body if it was read) with which the full application must answer."""
+        headers = dict(scope["headers"])
+        state: Any = scope["app"].state
+        visibility = self._plain_submitter(headers, state.keyring)
+        if visibility is None:
+            return receive
+        message = await receive()
+        if message["type"] != "http.request" or message.get("more_body", False):
+            return _replaying(message, receive)
+        replay = _replaying(message, receive)
+        try:
+            request = JobCreate.model_validate(json.loads(message.get("body", b"")))
+            check_notify(request.notify, state.settings)
+        except Exception:  # the full path answers it: 400 or 422, with its details
+            return replay
+        try:
+            job, created = await run_in_threadpool(
+                state.submitter.submit_job,
+                request=request,
+                user_id=visibility.user_id,
+                idempotency_key=None,
+            )
+        except Exception as exc:
+            await _answer_error(scope, replay, send, exc)
+            return None
+        self._counter.inc()
+        location = f"{PREFIX}{job.id}".encode()
+        await _send_json(send, 202 if created else 200, job.model_dump_json().encode(), location)
+        return None
+
+    def _plain_submitter(self, headers: dict[bytes, bytes], keyring: KeyRing) -> Visibility | None:
+        """The caller of a submit the fast lane may answer, or None."""
+        length = headers.get(b"content-length", b"")
+        if (
+            not length.isdigit()
+            or int(length) > MAX_BODY_BYTES
+            or b"idempotency-key" in headers
+            or not is_json(headers.get(b"content-type", b""))
+            or cross_site(headers)
+            or not self._host_allowed(headers.get(b"host", b"").decode("latin-1"))
+        ):
+            return None
+        return _caller(keyring, headers)
 
     async def _answer(self, scope: Scope) -> bytes | None:
         """The job's JSON, or None when the full application must answer."""
@@ -109,3 +162,29 @@ def _caller(keyring: KeyRing, headers: dict[bytes, bytes]) -> Visibility | None:
     if not presented:
         return None
     return keyring.identify(presented)
+
+
+async def _send_json(send: Send, status: int, body: bytes, location: bytes | None = None) -> None:
+    headers = [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
+    if location is not None:
+        headers.append((b"location", location))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _replaying(first: Message, receive: Receive) -> Receive:
+    """A `receive` that gives `first` again, then what `receive` gives."""
+    pending = [first]
+
+    async def replay() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replay
+
+
+async def _answer_error(scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
+    """Answer `exc` as the application's exception handlers would (every class has one)."""
+    handlers: dict[Any, Any] = scope["app"].exception_handlers
+    handler = next(handlers[cls] for cls in type(exc).__mro__ if cls in handlers)
+    response = await handler(Request(scope, receive), exc)
+    await response(scope, receive, send)

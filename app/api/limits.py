@@ -70,14 +70,14 @@ class SameOriginJson:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] in UNSAFE_METHODS:
             headers = dict(scope["headers"])
-            if _cross_site(headers):
+            if cross_site(headers):
                 await _refuse(send, 403, "cross-site requests are refused")
                 return
             stated = headers.get(b"content-type")
             if not stated:
                 kept = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
                 scope = dict(scope, headers=[*kept, (b"content-type", _JSON)])
-            elif not _is_json(stated):
+            elif not is_json(stated):
                 await _refuse(send, 415, "send the request body as application/json")
                 return
         await self.app(scope, receive, send)
@@ -86,12 +86,12 @@ class SameOriginJson:
 _JSON = b"application/json"
 
 
-def _is_json(content_type: bytes) -> bool:
+def is_json(content_type: bytes) -> bool:
     media = content_type.split(b";", 1)[0].strip().lower()
     return media == _JSON or (media.startswith(b"application/") and media.endswith(b"+json"))
 
 
-def _cross_site(headers: dict[bytes, bytes]) -> bool:
+def cross_site(headers: dict[bytes, bytes]) -> bool:
     fetch_site = headers.get(b"sec-fetch-site")
     if fetch_site is not None and fetch_site.lower() not in _SAME_ORIGIN:
         return True

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from celery import Celery
@@ -40,19 +40,29 @@ class Broker:
 
     def publish(self, job: Job) -> bool:
         """Send the job's message to its queue; False (and logged) if the broker refused."""
+        return not self.publish_many([job])
+
+    def publish_many(self, jobs: Sequence[Job]) -> list[Job]:
+        """Send each job's message over one producer, in order; returns the jobs not sent
+        (each logged): those from the first the broker refused on."""
+        sent = 0
         try:
-            self._send(RUN_JOB_TASK, job.id, queue=job.queue)
+            with self._celery.producer_or_acquire() as producer:
+                for job in jobs:
+                    self._send(RUN_JOB_TASK, job.id, queue=job.queue, producer=producer)
+                    sent += 1
         except Exception as exc:  # kombu raises many types; any of them means "not sent"
             self._down_until = time.monotonic() + BROKER_RETRY_AFTER_SECONDS
-            logger.warning(
-                "job %s: publish failed, will retry: %s",
-                job.id,
-                _describe(exc),
-                extra={"job_id": job.id},
-            )
-            return False
+            for job in jobs[sent:]:
+                logger.warning(
+                    "job %s: publish failed, will retry: %s",
+                    job.id,
+                    _describe(exc),
+                    extra={"job_id": job.id},
+                )
+            return list(jobs[sent:])
         self._down_until = 0.0
-        return True
+        return []
 
     def request_refresh(self, queue: str) -> None:
         """Ask a worker of `queue` to inspect its project again."""
@@ -75,9 +85,14 @@ class Broker:
     def close(self) -> None:
         self._celery.close()
 
-    def _send(self, task: str, argument: str, *, queue: str) -> None:
+    def _send(self, task: str, argument: str, *, queue: str, producer: Any = None) -> None:
         self._celery.send_task(
-            task, args=[argument], queue=queue, retry=True, retry_policy=_PUBLISH_RETRY
+            task,
+            args=[argument],
+            queue=queue,
+            retry=True,
+            retry_policy=_PUBLISH_RETRY,
+            producer=producer,
         )
 
     @contextlib.contextmanager

@@ -8,12 +8,13 @@ from app.broker.admission import release_waiting
 from app.broker.publisher import Broker
 from app.core.config import DEFAULT_QUEUE
 from app.core.exceptions import InvalidJobRequest, TooManyPendingJobs
+from app.ops.group_commit import GroupCommit
 from app.runner.command import check_for_kedro
 from app.runner.graph import Graph, InvalidRunOptions
 from app.schemas.jobs import Job, JobCreate
 from app.schemas.pipelines import Pipeline, PipelineList
 from app.schemas.retry import RetryPolicy
-from app.store import JobManager
+from app.store import JobManager, NewJob
 
 REGISTRY_CACHE_SECONDS = 2.0
 PENDING_CAP_RETRY_AFTER_SECONDS = 10
@@ -27,6 +28,7 @@ class Submitter:
     ) -> None:
         self._manager = manager
         self._broker = broker
+        self._group = GroupCommit(manager=manager, broker=broker)
         self._retry_defaults = retry_defaults or RetryPolicy()
         self._registry_cache: dict[str, tuple[float, PipelineList | None]] = {}
 
@@ -56,18 +58,18 @@ class Submitter:
                 retry_after_seconds=PENDING_CAP_RETRY_AFTER_SECONDS,
             )
         publish_now = not limited and not self._broker.seems_down
-        job, created = self._manager.create_job(
-            request=request,
-            user_id=user_id,
-            idempotency_key=idempotency_key,
-            dispatched=publish_now,
-            retry=self.retry_policy(request.retry),
-            rerun_of=rerun_of,
-            planned_nodes=planned_nodes,
-            admitted=not limited,
+        job, created = self._group.submit(
+            NewJob(
+                request=request,
+                user_id=user_id,
+                idempotency_key=idempotency_key,
+                dispatched=publish_now,
+                retry=self.retry_policy(request.retry),
+                rerun_of=rerun_of,
+                planned_nodes=planned_nodes,
+                admitted=not limited,
+            )
         )
-        if created and publish_now and not self._broker.publish(job):
-            self._manager.mark_undispatched(job_id=job.id)
         if created and limited:
             release_waiting(self._manager, self._broker)
             job = self._manager.get_job(job_id=job.id)

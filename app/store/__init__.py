@@ -4,6 +4,7 @@
 transitions, output, workers, stats) over one connection discipline (`base`).
 """
 
+from app.store.jobs import NewJob
 from app.store.manager import JobManager
 from app.store.types import EVERYONE, Claim, RunOutcome, RunProgress, Visibility, utcnow
 from app.store.webhooks import OutboundDelivery
@@ -12,6 +13,7 @@ __all__ = [
     "EVERYONE",
     "Claim",
     "JobManager",
+    "NewJob",
     "OutboundDelivery",
     "RunOutcome",
     "RunProgress",

@@ -6,6 +6,8 @@ import hashlib
 import json
 import logging
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, insert, or_, select
@@ -18,7 +20,7 @@ from app.store.base import StoreBase
 from app.store.cursors import decode_cursor, encode_cursor
 from app.store.lanes import lane_of
 from app.store.outbox import save_notify
-from app.store.rows import JOB_COLUMNS, record_event, to_job
+from app.store.rows import JOB_COLUMNS, to_job
 from app.store.tables import job_events, jobs
 from app.store.types import EVERYONE, Visibility, utcnow
 
@@ -45,58 +47,69 @@ class JobRecords(StoreBase):
         `retry` is the request's policy with the server's defaults applied; a rerun
         names the job it reruns and the nodes it will run. A job not `admitted` waits for
         the admission pass (`app/store/admission.py`)."""
-        request_hash = _request_hash(request)
-        # ':' cannot occur in a user name (API_KEYS splits on it); PostgreSQL refuses NUL.
-        scope = f"{user_id or ''}:{idempotency_key}" if idempotency_key else None
-        now = utcnow()
-        job_id = str(uuid.uuid4())
-        values: dict[str, Any] = {
-            "id": job_id,
-            "pipeline_name": request.pipeline_name,
-            "parameters": request.parameters,
-            "options": request.run_options().model_dump(mode="json"),
-            "queue": request.queue,
-            "timeout_seconds": request.timeout_seconds,
-            "status": JobStatus.pending.value,
-            "user_id": user_id,
-            "idempotency_scope": scope,
-            "request_hash": request_hash,
-            "created_at": now,
-            "completed_nodes": [],
-            "attempt": 0,
-            "cancel_requested": False,
-            "output_bytes": 0,
-            "output_dropped_bytes": 0,
-            "dispatched_at": now if dispatched else None,
-            "dispatch_count": 1 if dispatched else 0,
-            "retry": retry.model_dump(mode="json") if retry is not None else None,
-            "rerun_of": rerun_of,
-            "planned_nodes": planned_nodes,
-            "priority": request.priority,
-            "concurrency_key": request.concurrency_key,
-            "admitted_at": now if admitted else None,
-            "admission_lane": lane_of(
-                request.queue, request.pipeline_name, user_id, request.concurrency_key
-            ),
-        }
+        return self.create_job_from(
+            NewJob(
+                request=request,
+                user_id=user_id,
+                idempotency_key=idempotency_key,
+                dispatched=dispatched,
+                retry=retry,
+                rerun_of=rerun_of,
+                planned_nodes=planned_nodes,
+                admitted=admitted,
+            )
+        )
+
+    def create_job_from(self, new: NewJob) -> tuple[Job, bool]:
+        """`create_job` with its arguments in one `NewJob`."""
+        values = _job_values(new)
         try:
-            with self._write() as connection:
-                row = connection.execute(
-                    insert(jobs).values(**values).returning(*JOB_COLUMNS)
-                ).one()
-                record_event(connection, job_id, JobStatus.pending, "submitted", 0, None, now)
-                save_notify(connection, job_id, request.notify)
+            return self._insert_jobs([new], [values])[0], True
         except IntegrityError:
+            scope = values["idempotency_scope"]
             if scope is None:
                 raise
-            return self._idempotent_repeat(scope=scope, request_hash=request_hash), False
-        logger.info(
-            "job %s recorded (pipeline %s)",
-            job_id,
-            request.pipeline_name,
-            extra={"job_id": job_id},
-        )
-        return to_job(row._mapping), True
+            return self._idempotent_repeat(scope=scope, request_hash=values["request_hash"]), False
+
+    def create_jobs(self, batch: Sequence[NewJob]) -> list[Job] | None:
+        """Record pending jobs in one transaction: all of them, or none.
+
+        None (nothing recorded) if an idempotency key of the batch is taken: then
+        `create_job_from` tells a repeat from a new job, one at a time."""
+        try:
+            return self._insert_jobs(batch, [_job_values(new) for new in batch])
+        except IntegrityError:
+            if not any(new.idempotency_key for new in batch):
+                raise
+            return None
+
+    def _insert_jobs(self, batch: Sequence[NewJob], values: list[dict[str, Any]]) -> list[Job]:
+        events = [
+            {
+                "job_id": row["id"],
+                "at": row["created_at"],
+                "status": JobStatus.pending.value,
+                "reason": "submitted",
+                "attempt": 0,
+                "worker": None,
+            }
+            for row in values
+        ]
+        with self._write() as connection:
+            rows = connection.execute(
+                insert(jobs).returning(*JOB_COLUMNS, sort_by_parameter_order=True), values
+            ).all()
+            connection.execute(insert(job_events), events)
+            for new, row in zip(batch, values, strict=True):
+                save_notify(connection, row["id"], new.request.notify)
+        for row in values:
+            logger.info(
+                "job %s recorded (pipeline %s)",
+                row["id"],
+                row["pipeline_name"],
+                extra={"job_id": row["id"]},
+            )
+        return [to_job(row._mapping) for row in rows]
 
     def _idempotent_repeat(self, *, scope: str, request_hash: str) -> Job:
         with self._read() as connection:
@@ -172,3 +185,53 @@ class JobRecords(StoreBase):
 def _request_hash(request: JobCreate) -> str:
     canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A job to record, with what the submit decided about it (see `create_job`)."""
+
+    request: JobCreate
+    user_id: str | None
+    dispatched: bool
+    idempotency_key: str | None = None
+    retry: RetryPolicy | None = None
+    rerun_of: str | None = None
+    planned_nodes: list[str] | None = None
+    admitted: bool = True
+
+
+def _job_values(new: NewJob) -> dict[str, Any]:
+    request = new.request
+    # ':' cannot occur in a user name (API_KEYS splits on it); PostgreSQL refuses NUL.
+    scope = f"{new.user_id or ''}:{new.idempotency_key}" if new.idempotency_key else None
+    now = utcnow()
+    return {
+        "id": str(uuid.uuid4()),
+        "pipeline_name": request.pipeline_name,
+        "parameters": request.parameters,
+        "options": request.run_options().model_dump(mode="json"),
+        "queue": request.queue,
+        "timeout_seconds": request.timeout_seconds,
+        "status": JobStatus.pending.value,
+        "user_id": new.user_id,
+        "idempotency_scope": scope,
+        "request_hash": _request_hash(request),
+        "created_at": now,
+        "completed_nodes": [],
+        "attempt": 0,
+        "cancel_requested": False,
+        "output_bytes": 0,
+        "output_dropped_bytes": 0,
+        "dispatched_at": now if new.dispatched else None,
+        "dispatch_count": 1 if new.dispatched else 0,
+        "retry": new.retry.model_dump(mode="json") if new.retry is not None else None,
+        "rerun_of": new.rerun_of,
+        "planned_nodes": new.planned_nodes,
+        "priority": request.priority,
+        "concurrency_key": request.concurrency_key,
+        "admitted_at": now if new.admitted else None,
+        "admission_lane": lane_of(
+            request.queue, request.pipeline_name, new.user_id, request.concurrency_key
+        ),
+    }

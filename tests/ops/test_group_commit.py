@@ -1,0 +1,120 @@
+"""Group commit: concurrent submits share one transaction, and each gets its own answer."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from app.broker.publisher import Broker
+from app.ops.group_commit import GroupCommit
+from app.schemas.jobs import JobCreate
+from app.store import JobManager, NewJob
+
+
+def _new(pipeline: str = "arithmetic", *, key: str | None = None) -> NewJob:
+    return NewJob(
+        request=JobCreate(pipeline_name=pipeline), user_id="u", idempotency_key=key, dispatched=True
+    )
+
+
+def _wait_for(condition: Any, what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.005)
+
+
+def _in_one_group(
+    group: GroupCommit, manager: JobManager, monkeypatch: pytest.MonkeyPatch, news: list[NewJob]
+) -> tuple[list[int], list[Any]]:
+    """Submit `news[0]` alone and hold its transaction until every other submit is queued,
+    so they form the next group. Returns the group sizes and each submit's outcome."""
+    sizes: list[int] = []
+    held = threading.Event()
+    create_jobs = manager.create_jobs
+
+    def gated(batch: list[NewJob]) -> Any:
+        sizes.append(len(batch))
+        if len(sizes) == 1:
+            held.wait(10)
+        return create_jobs(batch)
+
+    monkeypatch.setattr(manager, "create_jobs", gated)
+    outcomes: list[Any] = [None] * len(news)
+
+    def submit(index: int) -> None:
+        try:
+            outcomes[index] = group.submit(news[index])
+        except Exception as exc:
+            outcomes[index] = exc
+
+    threads = [threading.Thread(target=submit, args=(index,)) for index in range(len(news))]
+    threads[0].start()
+    _wait_for(lambda: sizes == [1], "the first group")
+    for thread in threads[1:]:
+        thread.start()
+    _wait_for(lambda: len(group._queued) == len(news) - 1, "the others to queue")
+    held.set()
+    for thread in threads:
+        thread.join(10)
+    return sizes, outcomes
+
+
+def test_concurrent_submits_become_one_transaction_and_each_is_answered(
+    manager: JobManager, broker: Broker, queue_length, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    group = GroupCommit(manager=manager, broker=broker)
+    sizes, outcomes = _in_one_group(group, manager, monkeypatch, [_new() for _ in range(9)])
+    assert sizes == [1, 8]
+    ids = {job.id for job, created in outcomes if created}
+    assert len(ids) == 9
+    assert {manager.get_job(job_id=job_id).id for job_id in ids} == ids
+    assert queue_length() == 9
+
+
+def test_a_failing_transaction_fails_every_submit_of_its_group_and_records_none(
+    manager: JobManager, broker: Broker, queue_length, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with manager._engine.begin() as connection:
+        connection.execute(
+            text(
+                "CREATE TRIGGER poison BEFORE INSERT ON jobs WHEN NEW.pipeline_name = 'poison' "
+                "BEGIN SELECT RAISE(ABORT, 'poisoned job'); END"
+            )
+        )
+    group = GroupCommit(manager=manager, broker=broker)
+    news = [_new(), _new(), _new("poison"), _new()]
+    sizes, outcomes = _in_one_group(group, manager, monkeypatch, news)
+    assert sizes == [1, 3]
+    assert outcomes[0][1] is True
+    assert all("poisoned job" in str(outcome) for outcome in outcomes[1:])
+    assert [job.id for job in manager.list_jobs()[0]] == [outcomes[0][0].id]
+    assert queue_length() == 1
+
+
+def test_a_taken_idempotency_key_splits_the_group_into_repeats_and_new_jobs(
+    manager: JobManager, broker: Broker, queue_length, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    group = GroupCommit(manager=manager, broker=broker)
+    news = [_new(key="a"), _new(key="a"), _new(), _new(key="b")]
+    sizes, outcomes = _in_one_group(group, manager, monkeypatch, news)
+    assert sizes == [1, 3]
+    first, repeat, plain, keyed = outcomes
+    assert first[1] and plain[1] and keyed[1]
+    assert repeat == (first[0], False)
+    assert queue_length() == 3
+
+
+def test_with_the_broker_down_a_group_stays_recorded_for_the_maintenance_pass(
+    manager: JobManager, dead_broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    group = GroupCommit(manager=manager, broker=dead_broker)
+    sizes, outcomes = _in_one_group(group, manager, monkeypatch, [_new() for _ in range(4)])
+    assert sizes == [1, 3]
+    due = manager.jobs_to_dispatch(redispatch_after=timedelta(hours=1))
+    assert {job.id for job, again in due if not again} == {job.id for job, _ in outcomes}

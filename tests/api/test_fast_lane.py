@@ -3,27 +3,11 @@ and both answer alike."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from fastapi import FastAPI
 
-from app.application import create_app
-from app.core.config import Settings
 from tests.utils.asgi import TestClient
 
 JOBS = "/api/v1/jobs"
-
-
-@pytest.fixture
-def app(settings: Settings) -> FastAPI:
-    return create_app(settings)
-
-
-@pytest.fixture
-def client(app: FastAPI) -> Iterator[TestClient]:
-    with TestClient(app, raise_server_exceptions=False) as test_client:
-        yield test_client
 
 
 def _fast(app: FastAPI) -> float:

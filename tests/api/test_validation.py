@@ -14,11 +14,8 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
 
 from app.api.limits import MAX_BODY_BYTES
-from app.application import create_app
-from app.core.config import Settings
 from tests.utils.asgi import TestClient
 from tests.utils.expected import CONTRACT_PARAMETERS
 
@@ -55,18 +52,6 @@ ECHOED_OPTIONS = {
     "namespaces",
     "load_versions",
 }
-
-
-@pytest.fixture
-def app(settings: Settings) -> FastAPI:
-    return create_app(settings)
-
-
-@pytest.fixture
-def client(app: FastAPI) -> Iterator[TestClient]:
-    """The app with its lifespan running; server errors come back as 500s, not exceptions."""
-    with TestClient(app, raise_server_exceptions=False) as test_client:
-        yield test_client
 
 
 def job_count(client: TestClient) -> int:

@@ -32,6 +32,18 @@ OUTAGE_RETRY = Settings(
 )
 
 
+def _receiver_env(*, retry_base: float, retry_max: float) -> dict[str, str]:
+    """Settings for a stack that delivers to the test's receiver on 127.0.0.1 over http."""
+    return {
+        "WEBHOOK_ALLOW_HTTP": "true",
+        "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
+        "WEBHOOK_SECRET": NOTIFY_SECRET,
+        "WEBHOOK_RETRY_BASE_SECONDS": str(retry_base),
+        "WEBHOOK_RETRY_MAX_SECONDS": str(retry_max),
+        "WEBHOOK_TIMEOUT_SECONDS": "2",
+    }
+
+
 @pytest.fixture(scope="module")
 def hook_stack(
     database: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -41,12 +53,7 @@ def hook_stack(
         directory,
         database_url(request, database, directory, "webhooks"),
         workers=1,
-        WEBHOOK_ALLOW_HTTP="true",
-        WEBHOOK_ALLOWED_HOSTS="127.0.0.1",
-        WEBHOOK_SECRET=NOTIFY_SECRET,
-        WEBHOOK_RETRY_BASE_SECONDS="0.2",
-        WEBHOOK_RETRY_MAX_SECONDS="1",
-        WEBHOOK_TIMEOUT_SECONDS="2",
+        **_receiver_env(retry_base=0.2, retry_max=1),
     ) as started:
         yield started
 
@@ -153,12 +160,10 @@ def outage_stack(database: str, request: pytest.FixtureRequest, tmp_path: Path) 
         tmp_path,
         database_url(request, database, tmp_path, "webhook_outage"),
         workers=1,
-        WEBHOOK_ALLOW_HTTP="true",
-        WEBHOOK_ALLOWED_HOSTS="127.0.0.1",
-        WEBHOOK_SECRET=NOTIFY_SECRET,
-        WEBHOOK_RETRY_BASE_SECONDS=str(OUTAGE_RETRY.webhook_retry_base_seconds),
-        WEBHOOK_RETRY_MAX_SECONDS=str(OUTAGE_RETRY.webhook_retry_max_seconds),
-        WEBHOOK_TIMEOUT_SECONDS="2",
+        **_receiver_env(
+            retry_base=OUTAGE_RETRY.webhook_retry_base_seconds,
+            retry_max=OUTAGE_RETRY.webhook_retry_max_seconds,
+        ),
     ) as started:
         yield started
 

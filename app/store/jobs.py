@@ -20,7 +20,7 @@ from app.store.base import StoreBase
 from app.store.cursors import decode_cursor, encode_cursor
 from app.store.lanes import lane_of
 from app.store.outbox import save_notify
-from app.store.rows import JOB_COLUMNS, to_job
+from app.store.rows import JOB_COLUMNS, event_values, to_job
 from app.store.tables import job_events, jobs
 from app.store.types import EVERYONE, Visibility, utcnow
 
@@ -85,14 +85,7 @@ class JobRecords(StoreBase):
 
     def _insert_jobs(self, batch: Sequence[NewJob], values: list[dict[str, Any]]) -> list[Job]:
         events = [
-            {
-                "job_id": row["id"],
-                "at": row["created_at"],
-                "status": JobStatus.pending.value,
-                "reason": "submitted",
-                "attempt": 0,
-                "worker": None,
-            }
+            event_values(row["id"], JobStatus.pending, "submitted", 0, None, row["created_at"])
             for row in values
         ]
         with self._write() as connection:

@@ -42,15 +42,27 @@ def record_event(
     at: datetime,
 ) -> None:
     connection.execute(
-        insert(job_events).values(
-            job_id=job_id,
-            at=at,
-            status=status.value,
-            reason=reason,
-            attempt=attempt,
-            worker=worker,
-        )
+        insert(job_events).values(**event_values(job_id, status, reason, attempt, worker, at))
     )
+
+
+def event_values(
+    job_id: str,
+    status: JobStatus,
+    reason: str | None,
+    attempt: int,
+    worker: str | None,
+    at: datetime,
+) -> dict[str, Any]:
+    """One `job_events` row, for one insert or a batch of them."""
+    return {
+        "job_id": job_id,
+        "at": at,
+        "status": status.value,
+        "reason": reason,
+        "attempt": attempt,
+        "worker": worker,
+    }
 
 
 def to_job(row: Any) -> Job:

@@ -9,8 +9,9 @@ work. This outermost middleware answers the plain case with the same body the
 endpoint would send, and passes everything else down to the full application, so
 every refusal keeps its one implementation:
 
-- GET: no query string, an allowed `Host`, no key needed or a valid key, the job
-  found and the caller's, and not pending (the full path says why it waits).
+- GET: no query string, an allowed `Host`, no key needed or a valid key, and the job
+  found and the caller's (`read_job`, as the endpoint reads it: with why it waits for
+  admission, if it does).
 - POST: no query string, an allowed `Host`, no key needed or a valid key, a JSON
   body of a declared length within the cap, not cross-site, no `Idempotency-Key`,
   and a body that validates. The submit itself is the endpoint's
@@ -36,7 +37,7 @@ from app.api.limits import MAX_BODY_BYTES, cross_site, is_json
 from app.api.security import KeyRing
 from app.ops.job_views import read_job
 from app.ops.webhooks import check_notify
-from app.schemas.jobs import JobCreate, JobStatus
+from app.schemas.jobs import JobCreate
 from app.store import Visibility
 
 SUBMIT_PATH = "/api/v1/jobs"
@@ -133,8 +134,6 @@ class FastLane:
             job = await read_job(state.manager, job_id=_canonical(job_id), visibility=visibility)
         except Exception:  # the full path answers it: 404, 503, or a logged 500
             return None
-        if job.status == JobStatus.pending:
-            return None  # the full path says why it waits (admission) and its place in line
         return job.model_dump_json().encode()
 
     def _host_allowed(self, host_header: str) -> bool:

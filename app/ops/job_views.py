@@ -15,7 +15,7 @@ import anyio
 
 from app.core.exceptions import JobNotFound
 from app.ops.waiting import RECHECK_SECONDS, ChangeHub
-from app.schemas.jobs import Job, JobEvent, JobStatus
+from app.schemas.jobs import Job, JobEvent
 from app.store import JobManager, Visibility
 
 MAX_WAIT_SECONDS = 60.0
@@ -24,18 +24,18 @@ MAX_WAIT_SECONDS = 60.0
 async def read_job(manager: JobManager, *, job_id: str, visibility: Visibility) -> Job:
     """The job, or `JobNotFound` (404) if it is unknown or not the caller's."""
     if manager.reads_inline:
-        job = manager.read_job(job_id=job_id, visibility=visibility, inline=True)
+        read = manager.read_job(job_id=job_id, visibility=visibility, inline=True)
     else:
-        job = await anyio.to_thread.run_sync(
+        read = await anyio.to_thread.run_sync(
             partial(manager.read_job, job_id=job_id, visibility=visibility)
         )
-    if job is None:
+    if read is None:
         raise JobNotFound(f"job {job_id} not found")
-    if job.status == JobStatus.pending:  # the store says why it waits (admission), and where
+    if read.waiting:  # the store says why it waits for admission, and its place in line
         return await anyio.to_thread.run_sync(
             partial(manager.get_job, job_id=job_id, visibility=visibility)
         )
-    return job
+    return read.job
 
 
 async def read_events_after(

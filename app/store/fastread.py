@@ -12,11 +12,11 @@ never wait for the writer.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, exc, select
 
-from app.schemas.jobs import Job, JobEvent
+from app.schemas.jobs import Job, JobEvent, JobStatus
 from app.store.base import StoreBase
 from app.store.rows import JOB_COLUMNS, to_job
 from app.store.tables import job_events, jobs
@@ -61,6 +61,14 @@ class _Compiled:
         }
 
 
+class JobRead(NamedTuple):
+    """A job as read, and whether it waits for admission (pending, not yet admitted): only
+    then does `get_job` have more to say (why it waits, its place in line)."""
+
+    job: Job
+    waiting: bool
+
+
 class FastReads(StoreBase):
     """`read_job` and `read_events_after` without per-call statement building."""
 
@@ -75,7 +83,7 @@ class FastReads(StoreBase):
     def _statements(self) -> dict[str, _Compiled]:
         if self._fast is None:
             dialect = self._engine.dialect
-            by_id = select(*JOB_COLUMNS).where(jobs.c.id == bindparam("id"))
+            by_id = select(*JOB_COLUMNS, jobs.c.admitted_at).where(jobs.c.id == bindparam("id"))
             self._fast = {
                 "job": _Compiled(by_id, dialect),
                 "job_of_user": _Compiled(by_id.where(jobs.c.user_id == bindparam("user")), dialect),
@@ -142,7 +150,9 @@ class FastReads(StoreBase):
             self._loop_connection.invalidate()
             self._loop_connection = None
 
-    def read_job(self, *, job_id: str, visibility: Visibility, inline: bool = False) -> Job | None:
+    def read_job(
+        self, *, job_id: str, visibility: Visibility, inline: bool = False
+    ) -> JobRead | None:
         """The job, or None if it is unknown or not the caller's."""
         if visibility.sees_all:
             rows = self._fetch("job", {"id": job_id}, inline=inline)
@@ -150,7 +160,10 @@ class FastReads(StoreBase):
             rows = self._fetch(
                 "job_of_user", {"id": job_id, "user": visibility.user_id}, inline=inline
             )
-        return to_job(rows[0]) if rows else None
+        if not rows:
+            return None
+        job = to_job(rows[0])
+        return JobRead(job, job.status == JobStatus.pending and rows[0]["admitted_at"] is None)
 
     def read_events_after(
         self, *, job_id: str, after: int, inline: bool = False

@@ -56,3 +56,27 @@ def test_a_refused_submit_gets_the_applications_own_error_answer(
     response = client.post(JOBS, json={"pipeline_name": "arithmetic", "queue": "gpu"})
     assert response.status_code == 422
     assert "unknown queue 'gpu'" in response.json()["detail"]
+
+
+def test_a_pending_job_is_read_by_the_fast_lane_as_the_endpoint_reads_it(
+    app: FastAPI, client: TestClient
+) -> None:
+    """Pending jobs are what pollers read most: published ones as they are, and one that
+    waits for admission with why it waits and its place in line, the same body as the
+    endpoint's (reached with a query string, which the fast lane leaves alone)."""
+    published = client.post(JOBS, json={"pipeline_name": "arithmetic"}).json()
+    limits = {"pipelines": {"arithmetic": 0}}
+    assert client.put("/api/v1/limits", json=limits).status_code == 200
+    waiting = client.post(JOBS, json={"pipeline_name": "arithmetic"}).json()
+    assert waiting["waiting_reason"].startswith("pipeline arithmetic: ")
+    for job in (published, waiting):
+        before = _fast(app)
+        fast = client.get(f"{JOBS}/{job['id']}")
+        assert _fast(app) == before + 1
+        full = client.get(f"{JOBS}/{job['id']}", params={"wait": 0.001})
+        assert _fast(app) == before + 1
+        assert fast.status_code == full.status_code == 200
+        assert fast.json() == full.json()
+        assert fast.json()["status"] == "pending"
+    assert client.get(f"{JOBS}/{waiting['id']}").json()["position"] == 1
+    assert client.get(f"{JOBS}/{published['id']}").json()["waiting_reason"] is None

@@ -14,7 +14,7 @@ and restarts an API, restarts Redis (losing its queue), or restarts PostgreSQL
 
 It prints (and writes as JSON) jobs submitted, completed and failed by reason, and the
 API's error rate during each kind of fault. Exit status 1 if an invariant fails. The
-default (`--jobs 600`) takes a few minutes on two cores; the issue's run is `--jobs 2000`.
+default (`--jobs 600`) takes a few minutes on two cores; the full-size run is `--jobs 2000`.
 Not part of the test suite.
 """
 

@@ -335,7 +335,10 @@ def _drive(
         and not str(job["error_message"]).startswith("worker lost")
     ]
     report = {
-        "command": f"python -m bench.chaos --jobs {args.jobs} --seed {args.seed}",
+        "command": (
+            f"python -m bench.chaos --jobs {args.jobs} --seed {args.seed} "
+            f"--every {args.every:g} --chaos-after-submit {args.chaos_after_submit:g}"
+        ),
         "jobs_submitted": len(bodies),
         "jobs_recorded": len(set(ids.values())),
         "completed": statuses["completed"],

@@ -8,6 +8,7 @@ not at all, and the sender (one process at a time) sends them later.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import datetime
 from typing import Any
@@ -30,6 +31,11 @@ STATUS_EVENTS = {
 
 def new_delivery_id() -> str:
     return f"msg_{uuid.uuid4().hex}"
+
+
+def receiver_key(url: str) -> str:
+    """The receiver a delivery goes to, as deliveries and holds are keyed: its URL's SHA-256."""
+    return hashlib.sha256(url.encode()).hexdigest()
 
 
 def save_notify(connection: Connection, job_id: str, notify: JobNotify | None) -> None:
@@ -126,6 +132,7 @@ def insert_deliveries(
                 "event_type": event_type,
                 "event_key": f"{event_key}:{webhook_id or 'notify'}" if event_key else None,
                 "url": url,
+                "receiver": receiver_key(url),
                 "payload": body,
                 "status": DeliveryStatus.pending.value,
                 "attempts": 0,

@@ -1,7 +1,8 @@
-"""Tables of webhooks: subscriptions, per-job notify, the delivery outbox, attempts, leases.
+"""Tables of webhooks: subscriptions, per-job notify, the delivery outbox, attempts, holds
+on failing receivers, leases.
 
 Kept apart from `tables.py` on the same `metadata`; the schema is versioned by
-Alembic (revision 0005).
+Alembic (revisions 0005 and 0009).
 """
 
 from __future__ import annotations
@@ -43,13 +44,18 @@ webhook_deliveries = Table(
     Column("event_type", String(40), nullable=False),
     Column("event_key", String(200), unique=True),  # one duration warning per attempt
     Column("url", Text, nullable=False),
+    # SHA-256 of `url` (`outbox.receiver_key`): its receiver, a key short enough for an
+    # index (a URL may be longer than a PostgreSQL index entry); null only on deliveries
+    # already finished when revision 0009 added it.
+    Column("receiver", String(64)),
     Column("payload", Text, nullable=False),  # the exact body, the same on every attempt
     Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("next_attempt_at", UTCDateTime),
     Column("delivered_at", UTCDateTime),
-    Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    # Each receiver's pending deliveries in the order they are sent.
+    Index("ix_webhook_deliveries_receiver", "status", "receiver", "created_at", "id"),
     Index("ix_webhook_deliveries_job", "job_id", "created_at"),
     Index("ix_webhook_deliveries_webhook", "webhook_id", "created_at"),
 )
@@ -69,6 +75,18 @@ webhook_attempts = Table(
     Column("latency_ms", Float, nullable=False),
     Column("error", Text),
     Index("ix_webhook_attempts_delivery", "delivery_id", "id"),
+)
+
+# A receiver that failed since it last answered 2xx: one row, however many deliveries
+# wait for it. None is sent before `held_until`; `failures` (attempts failed in a row)
+# sets the next backoff. A 2xx deletes the row.
+webhook_holds = Table(
+    "webhook_holds",
+    metadata,
+    Column("receiver", String(64), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("held_until", UTCDateTime, nullable=False),
+    Column("failures", Integer, nullable=False),
 )
 
 # A duty that one process at a time performs: held until `expires_at` unless renewed.

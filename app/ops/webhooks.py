@@ -6,10 +6,12 @@ one process sends at a time and another takes over within `lease_ttl` if it
 dies. A delivery leaves the outbox only once a receiver answered 2xx (delivered)
 or it stayed undelivered for `WEBHOOK_MAX_AGE_SECONDS` (failed); in between it is
 retried with exponential backoff, always with the same `webhook-id` and body. A
-receiver that fails holds back its other deliveries as long as the failed one
-waits (one attempt per backoff, however many are pending). A process killed
-mid-send leaves the delivery pending: it is sent again (receivers drop
-duplicates by `webhook-id`).
+receiver gets its deliveries one at a time, oldest first. One that fails is held
+back (one row in the store, however many deliveries wait for it) until the failed
+delivery's next attempt, which waits longer with each failure in a row and is
+again the first one sent: a dead receiver costs one attempt per backoff, and the
+later deliveries arrive after the earlier ones. A process killed mid-send leaves the
+delivery pending: it is sent again (receivers drop duplicates by `webhook-id`).
 
 Sends run on a small thread pool of their own (one receiver per thread), with a
 timeout, so a slow receiver holds neither the event loop nor the request threads.
@@ -26,7 +28,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from starlette.concurrency import run_in_threadpool
@@ -68,7 +70,8 @@ def check_notify(notify: JobNotify | None, settings: Settings) -> None:
 
 
 def backoff(failures: int, settings: Settings) -> timedelta:
-    """The wait after the `failures`-th failed attempt: base, 2·base, 4·base, … up to the cap."""
+    """The wait after a receiver's `failures`-th failed attempt in a row: base, 2·base,
+    4·base, … up to the cap."""
     seconds = settings.webhook_retry_base_seconds * 2 ** min(failures - 1, 30)
     return timedelta(seconds=min(seconds, settings.webhook_retry_max_seconds))
 
@@ -101,8 +104,9 @@ class WebhookSender:
         """Warn about long runs, then send up to one batch of due deliveries.
 
         Deliveries to one URL go one after another, oldest first (so a job's events
-        arrive in order while its receiver answers), and stop at the first failure (a
-        dead receiver costs one attempt per pass); different URLs are sent in parallel."""
+        arrive in order), and stop at the first failure, which holds that receiver back
+        (a dead receiver costs one attempt per backoff); different URLs are sent in
+        parallel."""
         if not self._hold():
             return SendReport(held=False)
         self._manager.enqueue_duration_warnings(now=utcnow())
@@ -147,38 +151,38 @@ class WebhookSender:
 
     def _send_in_order(self, deliveries: list[OutboundDelivery]) -> list[DeliveryStatus]:
         outcomes = []
+        failures = deliveries[0].receiver_failures
         for delivery in deliveries:
             if not self._still_holding():
                 break
-            outcome, next_at = self._send_and_record(delivery)
+            outcome, failures = self._send_and_record(delivery, failures)
             outcomes.append(outcome)
-            if next_at is not None:
-                # The receiver failed: its other deliveries wait as long as this one does,
-                # so a dead receiver costs one attempt per backoff, not one per delivery.
-                self._manager.postpone_deliveries(url=delivery.url, until=next_at)
-                break
+            if outcome == DeliveryStatus.pending:
+                break  # the receiver failed and is held back; this one goes first again
         return outcomes
 
     def _send_and_record(
-        self, delivery: OutboundDelivery
-    ) -> tuple[DeliveryStatus, datetime | None]:
+        self, delivery: OutboundDelivery, failures: int
+    ) -> tuple[DeliveryStatus, int]:
+        """Send once and record it; the outcome and the receiver's failures in a row."""
         at = utcnow()
         answer_code, error, latency = self._send(delivery)
-        failures = delivery.attempts + 1
         host = urlsplit(delivery.url).hostname
+        next_at = None
         if answer_code is not None and 200 <= answer_code < 300:
-            outcome, next_at = DeliveryStatus.delivered, None
+            outcome, failures = DeliveryStatus.delivered, 0
         elif at - delivery.created_at >= timedelta(seconds=self._settings.webhook_max_age_seconds):
-            outcome, next_at = DeliveryStatus.failed, None
+            outcome, failures = DeliveryStatus.failed, failures + 1
             logger.warning(
                 "webhook %s to %s given up after %d attempts: %s",
                 delivery.id,
                 host,
-                failures,
+                delivery.attempts + 1,
                 error,
             )
         else:
-            outcome, next_at = DeliveryStatus.pending, at + backoff(failures, self._settings)
+            outcome, failures = DeliveryStatus.pending, failures + 1
+            next_at = at + backoff(failures, self._settings)
             logger.info("webhook %s to %s failed (%s); retrying", delivery.id, host, error)
         self._manager.record_attempt(
             delivery_id=delivery.id,
@@ -187,8 +191,9 @@ class WebhookSender:
             ),
             outcome=outcome,
             next_attempt_at=next_at,
+            receiver_failures=failures,
         )
-        return outcome, next_at
+        return outcome, failures
 
     def _send(self, delivery: OutboundDelivery) -> tuple[int | None, str | None, float]:
         started = time.monotonic()

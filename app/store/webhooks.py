@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Connection, Select, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from app.core.exceptions import WebhookNotFound
@@ -23,18 +24,27 @@ from app.schemas.webhooks import (
     WebhookEvent,
 )
 from app.store.base import StoreBase
-from app.store.outbox import insert_deliveries, payload, subscriptions
+from app.store.outbox import insert_deliveries, payload, receiver_key, subscriptions
 from app.store.rows import JOB_COLUMNS, to_job
 from app.store.tables import jobs
 from app.store.types import utcnow
-from app.store.webhook_tables import job_notify, webhook_attempts, webhook_deliveries, webhooks
+from app.store.webhook_tables import (
+    job_notify,
+    webhook_attempts,
+    webhook_deliveries,
+    webhook_holds,
+    webhooks,
+)
 
 _PUBLIC = [column for column in webhooks.c if column.name != "secret"]
+_PENDING = webhook_deliveries.c.status == DeliveryStatus.pending.value
 
 
 @dataclass(frozen=True)
 class OutboundDelivery:
-    """A due delivery as the sender needs it; `secret` is None for a job's own notify."""
+    """A due delivery as the sender needs it; `secret` is None for a job's own notify.
+
+    `receiver_failures`: its receiver's attempts failed in a row when it was read."""
 
     id: str
     url: str
@@ -42,6 +52,7 @@ class OutboundDelivery:
     secret: str | None
     created_at: datetime
     attempts: int
+    receiver_failures: int
 
 
 class WebhookStore(StoreBase):
@@ -82,13 +93,23 @@ class WebhookStore(StoreBase):
         return Webhook.model_validate(row._mapping)
 
     def delete_webhook(self, *, webhook_id: str) -> None:
-        """Remove a subscription and its deliveries (pending ones are never sent)."""
+        """Remove a subscription and its deliveries (pending ones are never sent), and its
+        receiver's hold once no delivery waits for it."""
         with self._write() as connection:
+            url = connection.execute(
+                select(webhooks.c.url).where(webhooks.c.id == webhook_id)
+            ).scalar_one_or_none()
+            if url is None:
+                raise WebhookNotFound(f"webhook {webhook_id} not found")
             connection.execute(
                 delete(webhook_deliveries).where(webhook_deliveries.c.webhook_id == webhook_id)
             )
-            if not connection.execute(delete(webhooks).where(webhooks.c.id == webhook_id)).rowcount:
-                raise WebhookNotFound(f"webhook {webhook_id} not found")
+            connection.execute(delete(webhooks).where(webhooks.c.id == webhook_id))
+            receiver = receiver_key(url)
+            if not _waits(connection, receiver):
+                connection.execute(
+                    delete(webhook_holds).where(webhook_holds.c.receiver == receiver)
+                )
 
     def enqueue_test(self, *, webhook_id: str) -> Delivery:
         """A `webhook.test` delivery to one subscription, sent like any other."""
@@ -119,30 +140,37 @@ class WebhookStore(StoreBase):
             )
 
     def due_deliveries(self, *, now: datetime, limit: int) -> list[OutboundDelivery]:
-        """Pending deliveries whose next attempt is due, the longest waiting first."""
+        """Up to `limit` pending deliveries of receivers not held back at `now`, the longest
+        waiting first; a receiver's in the order they were written.
+
+        Its reads grow with the receivers that have deliveries pending, not with the
+        deliveries: one index step per receiver (a held one costs no more), then at most
+        `limit` rows from each receiver it takes from, in the index's order."""
         with self._read() as connection:
-            rows = connection.execute(
-                select(
-                    webhook_deliveries.c.id,
-                    webhook_deliveries.c.url,
-                    webhook_deliveries.c.payload,
-                    webhook_deliveries.c.created_at,
-                    webhook_deliveries.c.attempts,
-                    webhooks.c.secret,
-                )
-                .select_from(
-                    webhook_deliveries.outerjoin(
-                        webhooks, webhooks.c.id == webhook_deliveries.c.webhook_id
+            ready = sorted(connection.execute(_READY_RECEIVERS, {"now": now}), key=lambda r: r.head)
+            taken: list[Any] = []
+            for receiver in ready:
+                if len(taken) >= limit and taken[limit - 1].created_at < receiver.head:
+                    break  # every later receiver's deliveries are younger than the batch
+                taken.extend(
+                    connection.execute(
+                        _OLDEST_PENDING, {"receiver": receiver.receiver, "limit": limit}
                     )
                 )
-                .where(
-                    webhook_deliveries.c.status == DeliveryStatus.pending.value,
-                    webhook_deliveries.c.next_attempt_at <= now,
-                )
-                .order_by(webhook_deliveries.c.next_attempt_at, webhook_deliveries.c.created_at)
-                .limit(limit)
-            ).all()
-        return [OutboundDelivery(**row._mapping) for row in rows]
+                taken.sort(key=lambda row: (row.created_at, row.id))
+        failures = {receiver.receiver: receiver.failures for receiver in ready}
+        return [
+            OutboundDelivery(
+                id=row.id,
+                url=row.url,
+                payload=row.payload,
+                secret=row.secret,
+                created_at=row.created_at,
+                attempts=row.attempts,
+                receiver_failures=failures[row.receiver],
+            )
+            for row in taken[:limit]
+        ]
 
     def record_attempt(
         self,
@@ -151,42 +179,48 @@ class WebhookStore(StoreBase):
         attempt: DeliveryAttempt,
         outcome: DeliveryStatus,
         next_attempt_at: datetime | None,
+        receiver_failures: int,
     ) -> bool:
-        """Log one attempt and move a pending delivery on; False if it was not pending."""
+        """Log one attempt, move a pending delivery on, and hold back or free its receiver,
+        in one transaction; False (and nothing written) if the delivery was not pending.
+
+        `receiver_failures` counts the receiver's failed attempts in a row, this one
+        included (0 after a 2xx). A failure writes the receiver's hold, one row however
+        many deliveries wait for it: nothing more is sent to it before `next_attempt_at`
+        (at once if this delivery was given up, keeping the count). A 2xx deletes the
+        hold, as does giving up the last delivery waiting for the receiver."""
         with self._write() as connection:
             moved = connection.execute(
                 update(webhook_deliveries)
-                .where(
-                    webhook_deliveries.c.id == delivery_id,
-                    webhook_deliveries.c.status == DeliveryStatus.pending.value,
-                )
+                .where(webhook_deliveries.c.id == delivery_id, _PENDING)
                 .values(
                     status=outcome.value,
                     attempts=webhook_deliveries.c.attempts + 1,
                     next_attempt_at=next_attempt_at,
                     delivered_at=attempt.at if outcome == DeliveryStatus.delivered else None,
                 )
-            ).rowcount
-            if moved:
-                connection.execute(
-                    insert(webhook_attempts).values(delivery_id=delivery_id, **attempt.model_dump())
-                )
-        return bool(moved)
-
-    def postpone_deliveries(self, *, url: str, until: datetime) -> int:
-        """Hold back every pending delivery to `url` due before `until` (its receiver failed)."""
-        with self._write() as connection:
-            return int(
-                connection.execute(
-                    update(webhook_deliveries)
-                    .where(
-                        webhook_deliveries.c.url == url,
-                        webhook_deliveries.c.status == DeliveryStatus.pending.value,
-                        webhook_deliveries.c.next_attempt_at < until,
-                    )
-                    .values(next_attempt_at=until)
-                ).rowcount
+                .returning(webhook_deliveries.c.receiver, webhook_deliveries.c.url)
+            ).one_or_none()
+            if moved is None:
+                return False
+            connection.execute(
+                insert(webhook_attempts).values(delivery_id=delivery_id, **attempt.model_dump())
             )
+            if outcome == DeliveryStatus.delivered or (
+                next_attempt_at is None and not _waits(connection, moved.receiver)
+            ):
+                connection.execute(
+                    delete(webhook_holds).where(webhook_holds.c.receiver == moved.receiver)
+                )
+            else:
+                held = {"held_until": next_attempt_at or attempt.at, "failures": receiver_failures}
+                dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+                connection.execute(
+                    dialect.insert(webhook_holds)
+                    .values(receiver=moved.receiver, url=moved.url, **held)
+                    .on_conflict_do_update(index_elements=[webhook_holds.c.receiver], set_=held)
+                )
+        return True
 
     def list_deliveries(
         self, *, webhook_id: str | None = None, job_id: str | None = None, limit: int = 50
@@ -200,7 +234,12 @@ class WebhookStore(StoreBase):
     def _deliveries(self, where: Any, *, limit: int) -> list[Delivery]:
         with self._read() as connection:
             rows = connection.execute(
-                select(webhook_deliveries)
+                select(webhook_deliveries, webhook_holds.c.held_until)
+                .select_from(
+                    webhook_deliveries.outerjoin(
+                        webhook_holds, webhook_holds.c.receiver == webhook_deliveries.c.receiver
+                    )
+                )
                 .where(where)
                 .order_by(webhook_deliveries.c.created_at.desc(), webhook_deliveries.c.id)
                 .limit(limit)
@@ -224,7 +263,7 @@ class WebhookStore(StoreBase):
                 url=row.url,
                 status=DeliveryStatus(row.status),
                 created_at=row.created_at,
-                next_attempt_at=row.next_attempt_at,
+                next_attempt_at=_next_attempt(row),
                 delivered_at=row.delivered_at,
                 attempts=attempts[row.id],
             )
@@ -314,3 +353,76 @@ class WebhookStore(StoreBase):
                     delete(webhook_deliveries).where(webhook_deliveries.c.id.in_(ids))
                 )
         return len(ids)
+
+
+def _ready_receivers() -> Select[Any]:
+    """(receiver, created_at of its oldest pending delivery, failures in a row) of every
+    receiver with a pending delivery that is not held back at `:now`.
+
+    A loose index scan: each step of the recursion seeks the next receiver key in the
+    pending part of `ix_webhook_deliveries_receiver`, so a receiver with 10,000 deliveries
+    waiting costs one step, as one with a single delivery does."""
+    key = webhook_deliveries.c.receiver
+    first = select(key).where(_PENDING, key.is_not(None)).order_by(key).limit(1)
+    walk = select(first.scalar_subquery().label("receiver")).cte("receivers", recursive=True)
+    following = select(key).where(_PENDING, key > walk.c.receiver).order_by(key).limit(1)
+    walk = walk.union_all(select(following.scalar_subquery()).where(walk.c.receiver.is_not(None)))
+    head = (
+        select(webhook_deliveries.c.created_at)
+        .where(_PENDING, key == walk.c.receiver)
+        .order_by(webhook_deliveries.c.created_at)
+        .limit(1)
+    )
+    held = webhook_holds.c.held_until
+    return (
+        select(
+            walk.c.receiver,
+            head.scalar_subquery().label("head"),
+            func.coalesce(webhook_holds.c.failures, 0).label("failures"),
+        )
+        .select_from(walk.outerjoin(webhook_holds, webhook_holds.c.receiver == walk.c.receiver))
+        .where(walk.c.receiver.is_not(None), or_(held.is_(None), held <= bindparam("now")))
+    )
+
+
+# A receiver's first `:limit` pending deliveries in send order, read from its index.
+_OLDEST_PENDING = (
+    select(
+        webhook_deliveries.c.id,
+        webhook_deliveries.c.url,
+        webhook_deliveries.c.receiver,
+        webhook_deliveries.c.payload,
+        webhook_deliveries.c.created_at,
+        webhook_deliveries.c.attempts,
+        webhooks.c.secret,
+    )
+    .select_from(
+        webhook_deliveries.outerjoin(webhooks, webhooks.c.id == webhook_deliveries.c.webhook_id)
+    )
+    .where(_PENDING, webhook_deliveries.c.receiver == bindparam("receiver"))
+    .order_by(webhook_deliveries.c.created_at, webhook_deliveries.c.id)
+    .limit(bindparam("limit"))
+)
+_READY_RECEIVERS = _ready_receivers()
+
+
+def _waits(connection: Connection, receiver: str) -> bool:
+    """Whether a pending delivery waits for `receiver` (one step in its index)."""
+    return (
+        connection.execute(
+            select(webhook_deliveries.c.id)
+            .where(_PENDING, webhook_deliveries.c.receiver == receiver)
+            .limit(1)
+        ).first()
+        is not None
+    )
+
+
+def _next_attempt(row: Any) -> datetime | None:
+    """A pending delivery goes out no earlier than its own next attempt nor its receiver's
+    hold (one row for all the receiver's deliveries, so this is where they meet)."""
+    own: datetime | None = row.next_attempt_at
+    held: datetime | None = row.held_until
+    if row.status != DeliveryStatus.pending.value or own is None or held is None:
+        return own
+    return max(own, held)

@@ -307,3 +307,32 @@ def test_a_dead_receiver_costs_one_attempt_per_pass(
         assert len(dead.received()) == 1
         pass_until(sender, lambda: alive.received(), "the live receiver's delivery")
         assert len(dead.received()) <= 3  # one per backoff, not one per pending delivery
+
+
+def test_events_written_after_a_failure_wait_behind_the_retried_one(
+    manager: JobManager, hook_settings: Settings, receiver: Receiver
+) -> None:
+    """The receiver fails job.started; job.failed is written while it is held back; once
+    the hold passes it gets job.started (again, same webhook-id) before job.failed."""
+    patient = hook_settings.model_copy(update={"webhook_retry_base_seconds": 1.0})
+    sender = WebhookSender(manager, patient)
+    try:
+        _, secret = subscribe(manager, receiver.url, WebhookEvent.started, WebhookEvent.failed)
+        job_id = start_job(manager)
+        receiver.status = 500
+        assert sender.deliver_pass() == SendReport(held=True, retrying=1)
+        job = manager.get_job(job_id=job_id)
+        manager.finish_job(job_id=job_id, attempt=job.attempt, outcome=outcome(JobStatus.failed))
+        receiver.status = 204
+        assert sender.deliver_pass() == SendReport(held=True)  # held: neither is sent
+        pass_until(sender, lambda: len(receiver.received()) == 3, "both events after the hold")
+        received = receiver.verified(secret)
+        assert [body["type"] for _, body in received] == [
+            "job.started",
+            "job.started",
+            "job.failed",
+        ]
+        assert received[0][0] == received[1][0] != received[2][0]
+        assert [request.status for request in receiver.received()] == [500, 204, 204]
+    finally:
+        sender.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
@@ -21,7 +21,7 @@ from app.services import build_core
 from app.store import JobManager, utcnow
 from app.store.outbox import enqueue_job_event
 from app.store.tables import jobs
-from app.store.webhook_tables import webhook_deliveries
+from app.store.webhook_tables import webhook_deliveries, webhook_holds
 from tests.utils.factories import WORKER, outcome, submit
 from tests.utils.postgres import database_url
 from tests.utils.processes import run_at_once
@@ -154,17 +154,29 @@ def test_attempts_are_logged_and_only_pending_deliveries_move(manager: JobManage
     later = utcnow() + timedelta(seconds=30)
     failed = DeliveryAttempt(at=utcnow(), status_code=500, latency_ms=3.0, error="HTTP 500")
     assert manager.record_attempt(
-        delivery_id=due.id, attempt=failed, outcome=DeliveryStatus.pending, next_attempt_at=later
+        delivery_id=due.id,
+        attempt=failed,
+        outcome=DeliveryStatus.pending,
+        next_attempt_at=later,
+        receiver_failures=1,
     )
     assert manager.due_deliveries(now=utcnow(), limit=10) == []
     [again] = manager.due_deliveries(now=later, limit=10)
     assert (again.id, again.attempts) == (due.id, 1)
     ok = DeliveryAttempt(at=utcnow(), status_code=204, latency_ms=2.0, error=None)
     assert manager.record_attempt(
-        delivery_id=due.id, attempt=ok, outcome=DeliveryStatus.delivered, next_attempt_at=None
+        delivery_id=due.id,
+        attempt=ok,
+        outcome=DeliveryStatus.delivered,
+        next_attempt_at=None,
+        receiver_failures=0,
     )
     assert not manager.record_attempt(
-        delivery_id=due.id, attempt=ok, outcome=DeliveryStatus.failed, next_attempt_at=None
+        delivery_id=due.id,
+        attempt=ok,
+        outcome=DeliveryStatus.failed,
+        next_attempt_at=None,
+        receiver_failures=1,
     )
     [logged] = manager.list_deliveries(webhook_id=hook)
     assert logged.status == DeliveryStatus.delivered and logged.delivered_at is not None
@@ -204,10 +216,183 @@ def test_purge_keeps_pending_deliveries(manager: JobManager) -> None:
     done = manager.enqueue_test(webhook_id=hook)
     ok = DeliveryAttempt(at=utcnow(), status_code=200, latency_ms=1.0, error=None)
     manager.record_attempt(
-        delivery_id=done.id, attempt=ok, outcome=DeliveryStatus.delivered, next_attempt_at=None
+        delivery_id=done.id,
+        attempt=ok,
+        outcome=DeliveryStatus.delivered,
+        next_attempt_at=None,
+        receiver_failures=0,
     )
     assert manager.purge_deliveries(finished_before=utcnow() + timedelta(seconds=1)) == 1
     assert [d.id for d in manager.list_deliveries(webhook_id=hook)] == [pending.id]
+
+
+# --- holding back a failing receiver, on SQLite and PostgreSQL ---------------------------
+
+DEAD = "https://dead.example.com/in"
+ALIVE = "https://alive.example.com/in"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_manager(
+    request: pytest.FixtureRequest, settings: Settings, tmp_path: Path
+) -> Iterator[JobManager]:
+    url = database_url(request, request.param, tmp_path, "holds")
+    core = build_core(settings.model_copy(update={"database_url": url}))
+    yield core.manager
+    core.manager.dispose()
+
+
+def enqueue(manager: JobManager, webhook_id: str, count: int) -> list[str]:
+    """`count` test deliveries written one after another (each later than the one before)."""
+    return [manager.enqueue_test(webhook_id=webhook_id).id for _ in range(count)]
+
+
+def attempt(
+    manager: JobManager,
+    delivery_id: str,
+    *,
+    at: datetime,
+    code: int,
+    failures: int,
+    until: datetime | None = None,
+) -> None:
+    """Record one attempt as the sender would: 2xx delivers, else pending until `until`
+    (or given up without one)."""
+    if 200 <= code < 300:
+        outcome = DeliveryStatus.delivered
+    else:
+        outcome = DeliveryStatus.failed if until is None else DeliveryStatus.pending
+    assert manager.record_attempt(
+        delivery_id=delivery_id,
+        attempt=DeliveryAttempt(at=at, status_code=code, latency_ms=1.0, error=None),
+        outcome=outcome,
+        next_attempt_at=until,
+        receiver_failures=failures,
+    )
+
+
+def due_ids(manager: JobManager, now: datetime, limit: int = 100) -> list[str]:
+    return [delivery.id for delivery in manager.due_deliveries(now=now, limit=limit)]
+
+
+def holds(manager: JobManager) -> list[Any]:
+    with manager._read() as connection:
+        return list(connection.execute(select(webhook_holds)).all())
+
+
+def test_a_failing_receiver_is_held_by_one_row_until_its_backoff_passes(
+    any_manager: JobManager,
+) -> None:
+    """A failure writes one hold, whatever the number waiting: the receiver is skipped
+    while held, other receivers are not, and its failed delivery goes first after."""
+    manager = any_manager
+    dead = subscribe(manager, WebhookEvent.started, url=DEAD)
+    alive = subscribe(manager, WebhookEvent.started, url=ALIVE)
+    waiting = enqueue(manager, dead, 40)
+    others = enqueue(manager, alive, 2)
+    now = utcnow()
+    due = manager.due_deliveries(now=now, limit=100)
+    assert [d.id for d in due] == waiting + others
+    assert {d.receiver_failures for d in due} == {0}
+
+    until = now + timedelta(seconds=60)
+    attempt(manager, waiting[0], at=now, code=503, failures=1, until=until)
+    [hold] = holds(manager)
+    assert (hold.url, hold.held_until, hold.failures) == (DEAD, until, 1)
+    with manager._read() as connection:
+        untouched = connection.execute(
+            select(webhook_deliveries.c.next_attempt_at, webhook_deliveries.c.created_at).where(
+                webhook_deliveries.c.id.in_(waiting[1:])
+            )
+        ).all()
+    assert len(untouched) == 39 and all(row[0] == row[1] for row in untouched)
+
+    assert due_ids(manager, now) == others  # held back; the live receiver is not
+    assert due_ids(manager, until - timedelta(milliseconds=1)) == others
+    listed = manager.list_deliveries(webhook_id=dead, limit=100)
+    assert {d.next_attempt_at for d in listed} == {until}  # when the hold lets them go
+
+    released = manager.due_deliveries(now=until, limit=100)
+    assert [d.id for d in released] == waiting + others  # the failed one first again
+    assert (released[0].attempts, released[0].receiver_failures) == (1, 1)
+    assert {d.receiver_failures for d in released[40:]} == {0}
+
+
+def test_failures_in_a_row_grow_the_hold_and_one_success_clears_it(
+    any_manager: JobManager,
+) -> None:
+    manager = any_manager
+    dead = subscribe(manager, WebhookEvent.started, url=DEAD)
+    first, second, third = enqueue(manager, dead, 3)
+    now = utcnow()
+    attempt(manager, first, at=now, code=500, failures=1, until=now + timedelta(seconds=5))
+    later = now + timedelta(seconds=5)
+    [again] = manager.due_deliveries(now=later, limit=1)
+    assert (again.id, again.receiver_failures) == (first, 1)
+    attempt(manager, first, at=later, code=500, failures=2, until=later + timedelta(seconds=10))
+    assert [(h.failures, h.held_until) for h in holds(manager)] == [
+        (2, later + timedelta(seconds=10))
+    ]
+    assert due_ids(manager, later + timedelta(seconds=9)) == []
+
+    back = later + timedelta(seconds=10)
+    attempt(manager, first, at=back, code=204, failures=0)
+    assert holds(manager) == []
+    due = manager.due_deliveries(now=back, limit=10)
+    assert [(d.id, d.receiver_failures) for d in due] == [(second, 0), (third, 0)]
+    [delivered, *pending] = sorted(
+        manager.list_deliveries(webhook_id=dead), key=lambda d: d.created_at
+    )
+    assert delivered.status == DeliveryStatus.delivered
+    assert [a.status_code for a in delivered.attempts] == [500, 500, 204]
+    assert all(d.next_attempt_at == d.created_at for d in pending)
+
+
+def test_a_given_up_delivery_keeps_the_streak_but_not_the_hold(any_manager: JobManager) -> None:
+    """Past `WEBHOOK_MAX_AGE_SECONDS` a failure gives the delivery up; the next one is due
+    at once (the deadline is per delivery), and its backoff starts from the streak. The
+    hold goes with the last delivery waiting."""
+    manager = any_manager
+    dead = subscribe(manager, WebhookEvent.started, url=DEAD)
+    old, young = enqueue(manager, dead, 2)
+    now = utcnow()
+    attempt(manager, old, at=now, code=500, failures=7)
+    assert [(h.failures, h.held_until) for h in holds(manager)] == [(7, now)]
+    [next_one] = manager.due_deliveries(now=now, limit=10)
+    assert (next_one.id, next_one.receiver_failures) == (young, 7)
+    attempt(manager, young, at=now, code=500, failures=8)
+    assert holds(manager) == []  # nothing waits for it: the next event starts afresh
+
+
+def test_the_batch_takes_the_longest_waiting_across_receivers(any_manager: JobManager) -> None:
+    manager = any_manager
+    a = subscribe(manager, WebhookEvent.started, url=DEAD)
+    b = subscribe(manager, WebhookEvent.started, url=ALIVE)
+    written = [manager.enqueue_test(webhook_id=hook).id for hook in (a, b, a, b, a)]
+    assert due_ids(manager, utcnow(), limit=3) == written[:3]
+    assert due_ids(manager, utcnow(), limit=10) == written
+
+
+def test_deleting_the_last_subscription_waiting_on_a_receiver_drops_its_hold(
+    any_manager: JobManager,
+) -> None:
+    manager = any_manager
+    first = subscribe(manager, WebhookEvent.started, url=DEAD)
+    second = subscribe(manager, WebhookEvent.started, url=DEAD)
+    [failed] = enqueue(manager, first, 1)
+    [waiting] = enqueue(manager, second, 1)
+    now = utcnow()
+    until = now + timedelta(hours=1)
+    attempt(manager, failed, at=now, code=500, failures=1, until=until)
+    manager.delete_webhook(webhook_id=first)
+    assert [h.url for h in holds(manager)] == [DEAD]  # `waiting` still waits for it
+    assert due_ids(manager, now) == []
+    [still] = manager.list_deliveries(webhook_id=second)
+    assert (still.id, still.next_attempt_at) == (waiting, until)
+    manager.delete_webhook(webhook_id=second)
+    assert holds(manager) == []
+    again = enqueue(manager, subscribe(manager, WebhookEvent.started, url=DEAD), 1)
+    assert due_ids(manager, utcnow()) == again  # a new subscription there is not held back
 
 
 # --- leases, on SQLite and PostgreSQL -------------------------------------------------

@@ -146,6 +146,7 @@ class WebhookStore(StoreBase):
         Its reads grow with the receivers that have deliveries pending, not with the
         deliveries: one index step per receiver (a held one costs no more), then at most
         `limit` rows from each receiver it takes from, in the index's order."""
+        self._key_receivers()
         with self._read() as connection:
             ready = sorted(connection.execute(_READY_RECEIVERS, {"now": now}), key=lambda r: r.head)
             taken: list[Any] = []
@@ -171,6 +172,26 @@ class WebhookStore(StoreBase):
             )
             for row in taken[:limit]
         ]
+
+    def _key_receivers(self, batch: int = 500) -> None:
+        """Key pending deliveries a process older than revision 0009 wrote without their
+        receiver (while an upgrade is under way); one index step when there are none."""
+        unkeyed = (
+            select(webhook_deliveries.c.id, webhook_deliveries.c.url)
+            .where(_PENDING, webhook_deliveries.c.receiver.is_(None))
+            .limit(batch)
+        )
+        with self._read() as connection:
+            if connection.execute(unkeyed.limit(1)).first() is None:
+                return
+        with self._write() as connection:
+            rows = connection.execute(unkeyed).all()
+            connection.execute(
+                update(webhook_deliveries)
+                .where(webhook_deliveries.c.id == bindparam("delivery"))
+                .values(receiver=bindparam("key")),
+                [{"delivery": row.id, "key": receiver_key(row.url)} for row in rows],
+            )
 
     def record_attempt(
         self,

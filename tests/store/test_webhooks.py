@@ -19,7 +19,7 @@ from app.schemas.jobs import JobStatus
 from app.schemas.webhooks import DeliveryAttempt, DeliveryStatus, WebhookCreate, WebhookEvent
 from app.services import build_core
 from app.store import JobManager, utcnow
-from app.store.outbox import enqueue_job_event
+from app.store.outbox import enqueue_job_event, receiver_key
 from app.store.tables import jobs
 from app.store.webhook_tables import webhook_deliveries, webhook_holds
 from tests.utils.factories import WORKER, outcome, submit
@@ -393,6 +393,22 @@ def test_deleting_the_last_subscription_waiting_on_a_receiver_drops_its_hold(
     assert holds(manager) == []
     again = enqueue(manager, subscribe(manager, WebhookEvent.started, url=DEAD), 1)
     assert due_ids(manager, utcnow()) == again  # a new subscription there is not held back
+
+
+def test_a_delivery_written_without_its_receiver_key_is_sent_too(
+    any_manager: JobManager,
+) -> None:
+    """A process older than the receiver key (during an upgrade) writes deliveries without
+    it: they are keyed when the sender next looks, not left pending forever."""
+    manager = any_manager
+    hook = subscribe(manager, WebhookEvent.started, url=DEAD)
+    written = enqueue(manager, hook, 3)
+    with manager._write() as connection:
+        connection.execute(update(webhook_deliveries).values(receiver=None))
+    assert due_ids(manager, utcnow()) == written
+    with manager._read() as connection:
+        keys = connection.execute(select(webhook_deliveries.c.receiver)).scalars().all()
+    assert keys == [receiver_key(DEAD)] * 3
 
 
 # --- leases, on SQLite and PostgreSQL -------------------------------------------------

@@ -7,8 +7,9 @@ API's webhook sender keeps trying them. The deliveries are `webhook.test` events
 written in one transaction through the store (`enqueue_tests`, what `POST
 /webhooks/{id}/test` writes one of), all due at once. The stack's backoff (1 s,
 doubling to 2 s; `bench/__main__.py`) makes the sender fail an attempt and hold that
-receiver back about once per pass, far more often than the default backoff would. The subscription is deleted at the end, which drops its
-deliveries, so later benchmarks meet an empty outbox.
+receiver back about once per pass, far more often than the default backoff would.
+The subscription is deleted at the end, which drops its deliveries, so later
+benchmarks meet an empty outbox.
 """
 
 from __future__ import annotations

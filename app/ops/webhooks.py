@@ -10,7 +10,11 @@ receiver gets its deliveries one at a time, oldest first. One that fails is held
 back (one row in the store, however many deliveries wait for it) until the failed
 delivery's next attempt, which waits longer with each failure in a row and is
 again the first one sent: a dead receiver costs one attempt per backoff, and the
-later deliveries arrive after the earlier ones. A process killed mid-send leaves the
+later deliveries arrive after the earlier ones. From its `SET_ASIDE_AFTER`-th failed
+attempt on, a failing delivery is set aside on its own backoff and the receiver's
+next one is tried at once: if that fails too, the receiver is held back; if it is
+accepted, the rest follow. So one payload a receiver always refuses delays the others
+by its first backoffs, not until it is given up. A process killed mid-send leaves the
 delivery pending: it is sent again (receivers drop duplicates by `webhook-id`).
 
 Sends run on a small thread pool of their own (one receiver per thread), with a
@@ -44,6 +48,7 @@ logger = logging.getLogger(__name__)
 LEASE = "webhooks"
 BATCH = 64
 CONCURRENCY = 8
+SET_ASIDE_AFTER = 3
 
 
 @dataclass(frozen=True)
@@ -104,8 +109,8 @@ class WebhookSender:
         """Warn about long runs, then send up to one batch of due deliveries.
 
         Deliveries to one URL go one after another, oldest first (so a job's events
-        arrive in order), and stop at the first failure, which holds that receiver back
-        (a dead receiver costs one attempt per backoff); different URLs are sent in
+        arrive in order), and stop at the failure that holds that receiver back (a dead
+        receiver costs one or two attempts per backoff); different URLs are sent in
         parallel."""
         if not self._hold():
             return SendReport(held=False)
@@ -152,23 +157,26 @@ class WebhookSender:
     def _send_in_order(self, deliveries: list[OutboundDelivery]) -> list[DeliveryStatus]:
         outcomes = []
         failures = deliveries[0].receiver_failures
+        probing = False  # the delivery before this one was set aside
         for delivery in deliveries:
             if not self._still_holding():
                 break
-            outcome, failures = self._send_and_record(delivery, failures)
+            outcome, failures, held = self._send_and_record(delivery, failures, probing)
             outcomes.append(outcome)
-            if outcome == DeliveryStatus.pending:
-                break  # the receiver failed and is held back; this one goes first again
+            if held:
+                break  # this one goes first again when the hold passes
+            probing = outcome == DeliveryStatus.pending
         return outcomes
 
     def _send_and_record(
-        self, delivery: OutboundDelivery, failures: int
-    ) -> tuple[DeliveryStatus, int]:
-        """Send once and record it; the outcome and the receiver's failures in a row."""
+        self, delivery: OutboundDelivery, failures: int, probing: bool
+    ) -> tuple[DeliveryStatus, int, bool]:
+        """Send once and record it: the outcome, the receiver's failures in a row, and
+        whether the receiver is now held back."""
         at = utcnow()
         answer_code, error, latency = self._send(delivery)
         host = urlsplit(delivery.url).hostname
-        next_at = None
+        next_at, set_aside = None, False
         if answer_code is not None and 200 <= answer_code < 300:
             outcome, failures = DeliveryStatus.delivered, 0
         elif at - delivery.created_at >= timedelta(seconds=self._settings.webhook_max_age_seconds):
@@ -182,7 +190,9 @@ class WebhookSender:
             )
         else:
             outcome, failures = DeliveryStatus.pending, failures + 1
-            next_at = at + backoff(failures, self._settings)
+            tried = delivery.attempts + 1
+            set_aside = tried >= SET_ASIDE_AFTER and not probing
+            next_at = at + backoff(tried if set_aside else failures, self._settings)
             logger.info("webhook %s to %s failed (%s); retrying", delivery.id, host, error)
         self._manager.record_attempt(
             delivery_id=delivery.id,
@@ -192,8 +202,9 @@ class WebhookSender:
             outcome=outcome,
             next_attempt_at=next_at,
             receiver_failures=failures,
+            set_aside=set_aside,
         )
-        return outcome, failures
+        return outcome, failures, outcome == DeliveryStatus.pending and not set_aside
 
     def _send(self, delivery: OutboundDelivery) -> tuple[int | None, str | None, float]:
         started = time.monotonic()

@@ -155,7 +155,8 @@ class WebhookStore(StoreBase):
                     break  # every later receiver's deliveries are younger than the batch
                 taken.extend(
                     connection.execute(
-                        _OLDEST_PENDING, {"receiver": receiver.receiver, "limit": limit}
+                        _OLDEST_PENDING,
+                        {"receiver": receiver.receiver, "limit": limit, "now": now},
                     )
                 )
                 taken.sort(key=lambda row: (row.created_at, row.id))
@@ -201,6 +202,7 @@ class WebhookStore(StoreBase):
         outcome: DeliveryStatus,
         next_attempt_at: datetime | None,
         receiver_failures: int,
+        set_aside: bool = False,
     ) -> bool:
         """Log one attempt, move a pending delivery on, and hold back or free its receiver,
         in one transaction; False (and nothing written) if the delivery was not pending.
@@ -209,7 +211,9 @@ class WebhookStore(StoreBase):
         included (0 after a 2xx). A failure writes the receiver's hold, one row however
         many deliveries wait for it: nothing more is sent to it before `next_attempt_at`
         (at once if this delivery was given up, keeping the count). A 2xx deletes the
-        hold, as does giving up the last delivery waiting for the receiver."""
+        hold, as does giving up the last delivery waiting for the receiver. A delivery
+        `set_aside` waits until `next_attempt_at` on its own: the receiver keeps its count
+        but is not held, so its next delivery can be tried at once."""
         with self._write() as connection:
             moved = connection.execute(
                 update(webhook_deliveries)
@@ -234,7 +238,8 @@ class WebhookStore(StoreBase):
                     delete(webhook_holds).where(webhook_holds.c.receiver == moved.receiver)
                 )
             else:
-                held = {"held_until": next_attempt_at or attempt.at, "failures": receiver_failures}
+                until = attempt.at if set_aside else next_attempt_at or attempt.at
+                held = {"held_until": until, "failures": receiver_failures}
                 dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
                 connection.execute(
                     dialect.insert(webhook_holds)
@@ -406,7 +411,8 @@ def _ready_receivers() -> Select[Any]:
     )
 
 
-# A receiver's first `:limit` pending deliveries in send order, read from its index.
+# A receiver's first `:limit` pending deliveries due at `:now` in send order, read from
+# its index (a delivery set aside after failing is passed over until it is due).
 _OLDEST_PENDING = (
     select(
         webhook_deliveries.c.id,
@@ -420,7 +426,11 @@ _OLDEST_PENDING = (
     .select_from(
         webhook_deliveries.outerjoin(webhooks, webhooks.c.id == webhook_deliveries.c.webhook_id)
     )
-    .where(_PENDING, webhook_deliveries.c.receiver == bindparam("receiver"))
+    .where(
+        _PENDING,
+        webhook_deliveries.c.receiver == bindparam("receiver"),
+        webhook_deliveries.c.next_attempt_at <= bindparam("now"),
+    )
     .order_by(webhook_deliveries.c.created_at, webhook_deliveries.c.id)
     .limit(bindparam("limit"))
 )

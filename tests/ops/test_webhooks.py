@@ -14,7 +14,7 @@ from standardwebhooks import Webhook
 from app.core.config import Settings
 from app.core.exceptions import InvalidWebhook
 from app.ops.webhook_http import UrlPolicy, new_secret, signing_key
-from app.ops.webhooks import SendReport, WebhookSender, backoff
+from app.ops.webhooks import SET_ASIDE_AFTER, SendReport, WebhookSender, backoff
 from app.schemas.jobs import JobStatus
 from app.schemas.webhooks import DeliveryStatus, WebhookCreate, WebhookEvent
 from app.store import JobManager
@@ -336,3 +336,39 @@ def test_events_written_after_a_failure_wait_behind_the_retried_one(
         assert [request.status for request in receiver.received()] == [500, 204, 204]
     finally:
         sender.close()
+
+
+def test_a_payload_the_receiver_always_refuses_does_not_hold_back_the_rest(
+    manager: JobManager, sender: WebhookSender, receiver: Receiver
+) -> None:
+    """The receiver refuses one delivery and accepts the others. It goes first while it
+    has failed fewer than `SET_ASIDE_AFTER` times; then it is set aside, the later ones
+    arrive in order, and it is still retried, with its own `webhook-id`, on its own backoff."""
+    hook, secret = subscribe(manager, receiver.url, WebhookEvent.started)
+    poison = manager.enqueue_test(webhook_id=hook).id
+    receiver.refused.add(poison)
+    later = [manager.enqueue_test(webhook_id=hook).id for _ in range(3)]
+
+    def sent() -> list[str]:
+        return [request.headers["webhook-id"] for request in receiver.received()]
+
+    pass_until(sender, lambda: set(later) <= set(sent()), "the deliveries behind the refused one")
+    assert sent() == [poison] * SET_ASIDE_AFTER + later
+    assert [webhook_id for webhook_id, _ in receiver.verified(secret)[-3:]] == later
+    pass_until(sender, lambda: sent().count(poison) > SET_ASIDE_AFTER, "the refused one again")
+    [refused] = [d for d in manager.list_deliveries(webhook_id=hook) if d.id == poison]
+    assert refused.status == DeliveryStatus.pending
+    assert {a.status_code for a in refused.attempts} == {400}
+
+
+def test_a_dead_receiver_is_held_after_the_set_aside_delivery_and_one_more(
+    manager: JobManager, sender: WebhookSender, receiver: Receiver
+) -> None:
+    """Past `SET_ASIDE_AFTER` failures a dead receiver gets the failing delivery and the
+    next one per backoff, never the rest of its queue."""
+    hook, _ = subscribe(manager, receiver.url, WebhookEvent.started)
+    waiting = [manager.enqueue_test(webhook_id=hook).id for _ in range(20)]
+    receiver.status = 503
+    pass_until(sender, lambda: len(receiver.received()) >= 3 * SET_ASIDE_AFTER, "several backoffs")
+    tried = {request.headers["webhook-id"] for request in receiver.received()}
+    assert tried == set(waiting[:2])

@@ -364,6 +364,30 @@ def test_a_given_up_delivery_keeps_the_streak_but_not_the_hold(any_manager: JobM
     assert holds(manager) == []  # nothing waits for it: the next event starts afresh
 
 
+def test_a_delivery_set_aside_waits_alone_and_the_receiver_is_not_held(
+    any_manager: JobManager,
+) -> None:
+    """Set aside, a failed delivery is passed over until its own next attempt; the
+    receiver keeps its count of failures in a row but its next delivery is due at once."""
+    manager = any_manager
+    hook = subscribe(manager, WebhookEvent.started, url=DEAD)
+    refused, after = enqueue(manager, hook, 2)
+    now = utcnow()
+    until = now + timedelta(seconds=30)
+    assert manager.record_attempt(
+        delivery_id=refused,
+        attempt=DeliveryAttempt(at=now, status_code=400, latency_ms=1.0, error="HTTP 400"),
+        outcome=DeliveryStatus.pending,
+        next_attempt_at=until,
+        receiver_failures=3,
+        set_aside=True,
+    )
+    assert [(h.failures, h.held_until) for h in holds(manager)] == [(3, now)]
+    [probe] = manager.due_deliveries(now=now, limit=10)
+    assert (probe.id, probe.receiver_failures) == (after, 3)
+    assert due_ids(manager, until) == [refused, after]  # back in its place once due
+
+
 def test_the_batch_takes_the_longest_waiting_across_receivers(any_manager: JobManager) -> None:
     manager = any_manager
     a = subscribe(manager, WebhookEvent.started, url=DEAD)

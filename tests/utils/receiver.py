@@ -33,7 +33,8 @@ class Receiver:
     """Answers `status` (with `location`, after `delay` seconds) and keeps what it got.
 
     With `outage_seconds`, it answers 500 from its first request until that many seconds
-    (of its own monotonic clock) after it, and `status` from then on."""
+    (of its own monotonic clock) after it, and `status` from then on. It always answers
+    400 to a payload whose `webhook-id` is in `refused`."""
 
     def __init__(self) -> None:
         self.status = 200
@@ -41,6 +42,7 @@ class Receiver:
         self.delay = 0.0
         self.outage_seconds: float | None = None
         self.outage_began: float | None = None
+        self.refused: set[str] = set()
         self.requests: list[Request] = []
         self._lock = threading.Lock()
         self._server = _QuietServer(("127.0.0.1", 0), self._handler())
@@ -62,7 +64,9 @@ class Receiver:
             for request in self.received()
         ]
 
-    def _answer(self, at: float) -> int:
+    def _answer(self, at: float, webhook_id: str | None) -> int:
+        if webhook_id in self.refused:
+            return 400
         if self.outage_seconds is None:
             return self.status
         if self.outage_began is None:
@@ -77,7 +81,7 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 at = time.monotonic()
                 with receiver._lock:
-                    status = receiver._answer(at)
+                    status = receiver._answer(at, self.headers.get("webhook-id"))
                     receiver.requests.append(
                         Request(
                             self.path,

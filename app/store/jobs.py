@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select
+from sqlalchemy import and_, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from app.core.exceptions import JobConflict, JobNotFound
@@ -25,6 +25,8 @@ from app.store.tables import job_events, jobs
 from app.store.types import EVERYONE, Visibility, utcnow
 
 logger = logging.getLogger(__name__)
+
+GROUP_INSERT_LOCK = 0x6B6A6F6273  # any constant; the same in every process
 
 
 class JobRecords(StoreBase):
@@ -89,6 +91,11 @@ class JobRecords(StoreBase):
             for row in values
         ]
         with self._write() as connection:
+            if len(values) > 1 and connection.dialect.name == "postgresql":
+                # Each job's insert bumps its counter row in `job_counts`, a shard chosen by
+                # its id: two groups at once (two API processes) would lock those rows in
+                # different orders and deadlock. They take turns, as the rows make them.
+                connection.execute(select(func.pg_advisory_xact_lock(GROUP_INSERT_LOCK)))
             rows = connection.execute(
                 insert(jobs).returning(*JOB_COLUMNS, sort_by_parameter_order=True), values
             ).all()

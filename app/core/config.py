@@ -27,8 +27,16 @@ def _worker_lost_only() -> list[RetryOn]:
     return ["worker_lost"]
 
 
-WarmShortcut = Literal["hooks", "git", "config", "imports", "prefork"]
-WARM_SHORTCUTS: tuple[WarmShortcut, ...] = ("hooks", "git", "config", "imports", "prefork")
+WarmShortcut = Literal["hooks", "git", "config", "imports", "pipelines", "prefork", "prefault"]
+WARM_SHORTCUTS: tuple[WarmShortcut, ...] = (
+    "hooks",
+    "git",
+    "config",
+    "imports",
+    "pipelines",
+    "prefork",
+    "prefault",
+)
 
 
 class Settings(BaseSettings):

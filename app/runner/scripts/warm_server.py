@@ -14,8 +14,15 @@ per-run work this process does once instead of in every child (default: all):
 - `imports`: a top-level module that failed to import here (Kedro tries
   `pandas`, `numpy` and `ibis` for every dataset it copies) fails at once in a
   child instead of searching `sys.path` again.
+- `pipelines`: the registry stays loaded for every pipeline; a run asking for
+  one does not call `register_pipelines()` again (as `kedro server` does).
 - `prefork`: the next child is forked as soon as the last one exits and waits
   for its request, so a run does not wait for a fork.
+- `prefault` (with `prefork`): the waiting child copies, before its request
+  comes, the memory pages earlier runs wrote (learned from the first runs and
+  one in `LEARN_EVERY` after), so the run does not stop on a copy-on-write
+  fault for each (they were a third of a short run). It costs the waiting
+  child that much private memory, about what one run writes.
 
 A child is a fork: whatever a hook or a plugin changes during one run stays in
 that child, and the next run starts from this process's state. What a shortcut
@@ -25,9 +32,12 @@ fingerprint watches for (`sys.path` entries and the project's files).
 It imports Kedro, bootstraps the project and loads its pipeline registry once,
 then serves requests on a SOCK_SEQPACKET socket inherited as <socket-fd>: each
 request carries the `kedro` arguments (e.g. `run --pipelines x --config f`) and,
-as SCM_RIGHTS, the file descriptor the run's output must go to. It forks a
-child in a new session (so the caller can signal the whole process group),
-answers {"pid": N}, and once the child exits {"exit": <returncode>}.
+as SCM_RIGHTS, the file descriptor the run's output must go to. It hands the
+request to a forked child in a new session (so the caller can signal the whole
+process group), answers {"pid": N}, and once the child has run
+{"exit": <returncode>}: as the child reports it after closing its output, so
+the caller does not wait for the child's memory to be torn down, or else from
+the child's exit status.
 
 If this server is told to stop (SIGTERM, including the PR_SET_PDEATHSIG
 signal sent when the worker process that started it dies), it stops its
@@ -36,6 +46,7 @@ running child's process group (SIGTERM, grace, SIGKILL) and exits.
 Runs in the Kedro project's interpreter: standard library and Kedro only.
 """
 
+import array
 import contextlib
 import ctypes
 import gc
@@ -43,6 +54,8 @@ import hashlib
 import importlib
 import json
 import os
+import re
+import select
 import signal
 import socket
 import sys
@@ -52,7 +65,12 @@ from typing import Any
 
 PR_SET_PDEATHSIG = 1
 WATCHED = ("src", "conf", "pyproject.toml", "settings.py")
-SHORTCUTS = ("hooks", "git", "config", "imports", "prefork")
+SHORTCUTS = ("hooks", "git", "config", "imports", "pipelines", "prefork", "prefault")
+MADV_POPULATE_WRITE = 23
+PAGE = os.sysconf("SC_PAGE_SIZE")
+MAX_MESSAGE = 128 * 1024  # a longer learned page list is not sent (the socket's buffer)
+LEARN_FIRST = 3
+LEARN_EVERY = 8
 
 
 def project_fingerprint(project: Path, extra: "list[str] | tuple[str, ...]" = ()) -> str:
@@ -104,6 +122,16 @@ def _share_hooks() -> None:
     session_module._create_hook_manager = lambda: manager
     session_module._register_hooks = lambda *_args, **_kwargs: None
     session_module._register_hooks_entry_points = lambda *_args, **_kwargs: None
+
+
+def _share_pipelines() -> None:
+    """Keep the whole registry loaded: a run that asks for some pipelines (Kedro 1.x's
+    `set_requested`) would otherwise call `register_pipelines()` again."""
+    from kedro.framework.project import pipelines
+
+    if hasattr(pipelines, "set_requested"):
+        list(pipelines.keys())
+        pipelines.set_requested = lambda _names: None  # type: ignore[method-assign,assignment]
 
 
 def _share_git(project: Path) -> None:
@@ -221,6 +249,8 @@ def _warm(project: Path, shortcuts: "set[str] | frozenset[str]" = frozenset(SHOR
         _share_git(project)
     if "imports" in shortcuts:
         _share_missing_imports()
+    if "pipelines" in shortcuts:
+        _share_pipelines()
     if "config" in shortcuts:
         _share_config(project / str(getattr(settings, "CONF_SOURCE", "conf")))
     with KedroSession.create(project_path=project) as session:
@@ -248,20 +278,64 @@ def _become_run(channel: socket.socket) -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def _private_ranges() -> "list[tuple[int, int]]":
+    """This process's private writable anonymous memory: the heap and the allocators' arenas."""
+    ranges = []
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            fields = line.split()
+            if fields[1] == "rw-p" and (len(fields) < 6 or fields[5] == "[heap]"):
+                start, end = (int(address, 16) for address in fields[0].split("-"))
+                ranges.append((start, end))
+    return ranges
+
+
+_EXCLUSIVE = bytes(value & 1 for value in range(256))  # bit 56 of a pagemap entry
+
+
+def _written_pages() -> bytes:
+    """The pages of private memory this process has its own copy of (those it wrote
+    since the fork), as `array("Q")` bytes of (start, length) pairs."""
+    found = array.array("Q")
+    with open("/proc/self/pagemap", "rb", buffering=0) as pagemap:
+        for start, end in _private_ranges():
+            pagemap.seek(start // PAGE * 8)
+            entries = pagemap.read((end - start) // PAGE * 8)
+            for run in re.finditer(b"\x01+", entries[7::8].translate(_EXCLUSIVE)):
+                found.extend((start + run.start() * PAGE, (run.end() - run.start()) * PAGE))
+    return found.tobytes()
+
+
+def _prefault(pages: bytes) -> None:
+    """Copy now the pages earlier runs wrote, while this child waits for its request: a
+    run would otherwise stop on each of them (a copy-on-write fault, ~5 us in a VM)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+    learned = array.array("Q", pages)
+    mapped = _private_ranges()
+    for index in range(0, len(learned), 2):
+        start, length = learned[index], learned[index + 1]
+        for low, high in mapped:  # only what is still mapped here
+            begin, end = max(start, low), min(start + length, high)
+            if begin < end and libc.madvise(begin, end - begin, MADV_POPULATE_WRITE) != 0:
+                return  # a kernel before 5.14: nothing to gain here
+
+
 def _run_child(
-    cli: object, args: list[str], output_fd: int, channel: "socket.socket | None"
+    cli: object, request: "dict[str, Any]", output_fd: int, report: socket.socket
 ) -> None:
-    """In the forked child: write to the job's pipe, run Kedro's CLI, never return."""
+    """In the forked child: run Kedro's CLI writing to the job's pipe, never return.
+
+    The exit code is reported on `report` once the output is closed, so the worker
+    does not wait for this process's teardown (its pages are unmapped after that)."""
     code = 1
     try:
-        if channel is not None:
-            _become_run(channel)
         os.dup2(output_fd, 1)
         os.dup2(output_fd, 2)
         os.close(output_fd)
-        sys.argv = ["kedro", *args]
+        sys.argv = ["kedro", *request["args"]]
         try:
-            cli.main(args=args, prog_name="kedro")  # type: ignore[attr-defined]
+            cli.main(args=request["args"], prog_name="kedro")  # type: ignore[attr-defined]
             code = 0
         except SystemExit as exit_:
             code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
@@ -270,19 +344,32 @@ def _run_child(
 
         traceback.print_exc()
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        with contextlib.suppress(BaseException):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        with contextlib.suppress(BaseException):
+            pages = _written_pages() if request.get("learn") else b""
+            if 0 < len(pages) <= MAX_MESSAGE:
+                report.send(b"pages:" + pages)
+        with contextlib.suppress(BaseException):
+            os.close(1)
+            os.close(2)
+            report.send(b"exit:%d" % code)
         os._exit(code)
 
 
-class _Spare:
-    """A child forked ahead of time; it waits for one request on its own socket."""
+class _Child:
+    """A forked run that waits, on its own socket, for its one request.
 
-    def __init__(self, cli: object, channel: socket.socket) -> None:
+    Forked ahead of time (`prefork`), it first copies the pages `pages` lists."""
+
+    def __init__(self, cli: object, channel: socket.socket, pages: bytes = b"") -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         # A stop signal sent to the server's group while forking must not run the
         # server's handler in the child: it stays pending until the child's is default.
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+        sys.stdout.flush()
+        sys.stderr.flush()
         self.pid = os.fork()
         if self.pid == 0:
             ours.close()
@@ -290,10 +377,11 @@ class _Spare:
             try:
                 _become_run(channel)
                 signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+                if pages:
+                    _prefault(pages)
                 message, fds, _flags, _addr = socket.recv_fds(theirs, 65536, 1)
                 if message and fds:
-                    theirs.close()
-                    _run_child(cli, json.loads(message)["args"], fds[0], None)
+                    _run_child(cli, json.loads(message), fds[0], theirs)
                 code = 0  # the server closed the socket: no run for this one
             finally:
                 os._exit(code)
@@ -301,15 +389,43 @@ class _Spare:
         self.socket = ours
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
-    def start(self, message: bytes, fds: list[int]) -> int:
-        socket.send_fds(self.socket, [message], fds[:1])
-        self.socket.close()
+    def start(self, request: "dict[str, Any]", fds: "list[int]") -> int:
+        socket.send_fds(self.socket, [json.dumps(request).encode()], fds[:1])
         return self.pid
 
-    def discard(self) -> None:
-        self.socket.close()  # it exits on its own
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(self.pid, 0)
+    def wait(self) -> "tuple[int, bytes | None]":
+        """The run's exit code (as reported, else its exit status) and the pages it wrote
+        (None unless it was asked to learn them)."""
+        pages = None
+        try:
+            exited: int | None = os.pidfd_open(self.pid)
+        except (AttributeError, OSError):  # before Python 3.9 or Linux 5.3: the status only
+            exited = None
+        try:
+            while True:
+                watched = [self.socket.fileno()] + ([] if exited is None else [exited])
+                ready = select.select(watched, [], [])[0]
+                message = self.socket.recv(MAX_MESSAGE + 64) if watched[0] in ready else b""
+                if message.startswith(b"pages:"):
+                    pages = message[len(b"pages:") :]
+                elif message.startswith(b"exit:"):
+                    return int(message[len(b"exit:") :]), pages
+                else:  # it died without reporting, or closed its socket: its status says
+                    break
+        finally:
+            if exited is not None:
+                os.close(exited)
+        _, status = os.waitpid(self.pid, 0)
+        self.pid = 0
+        return os.waitstatus_to_exitcode(status), pages
+
+    def close(self) -> None:
+        """Close the socket (an unused child then exits on its own) and reap the child."""
+        self.socket.close()
+        if self.pid:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self.pid, 0)
+            self.pid = 0
 
 
 def _stop_child(pid: int, grace: float) -> None:
@@ -326,41 +442,48 @@ def _stop_child(pid: int, grace: float) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
-def serve(channel: socket.socket, cli: object, grace: float, *, prefork: bool) -> None:
+def _learns(runs: int) -> bool:
+    """Whether run number `runs` (from 0) reports the pages it wrote: the first few, then
+    one in `LEARN_EVERY` (learning costs the run about a millisecond)."""
+    return runs < LEARN_FIRST or runs % LEARN_EVERY == 0
+
+
+def serve(channel: socket.socket, cli: object, grace: float, shortcuts: "set[str]") -> None:
     """Answer run requests until the caller closes the channel or asks us to stop."""
-    child = 0
-    spare: _Spare | None = None
+    prefork = "prefork" in shortcuts
+    prefault = prefork and "prefault" in shortcuts
+    spare: _Child | None = None
+    running: _Child | None = None
+    learned = b""
+    runs = 0
     try:
         while True:
             if prefork and spare is None:
-                spare = _Spare(cli, channel)
+                spare = _Child(cli, channel, learned)
             message, fds, _flags, _addr = socket.recv_fds(channel, 65536, 1)
             if not message:
                 return
-            request = json.loads(message)
-            if spare is not None:
-                child, spare = spare.start(message, fds), None
-            else:
-                sys.stdout.flush()
-                sys.stderr.flush()
-                child = os.fork()
-                if child == 0:
-                    _run_child(cli, request["args"], fds[0], channel)
+            running, spare = spare or _Child(cli, channel), None
+            request = {**json.loads(message), "learn": prefault and _learns(runs)}
+            pid = running.start(request, fds)
             for fd in fds:
                 os.close(fd)
-            channel.send(json.dumps({"pid": child}).encode())
-            _, status = os.waitpid(child, 0)
-            child = 0
-            channel.send(json.dumps({"exit": os.waitstatus_to_exitcode(status)}).encode())
+            channel.send(json.dumps({"pid": pid}).encode())
+            code, pages = running.wait()
+            channel.send(json.dumps({"exit": code}).encode())
+            running.close()
+            running = None
+            learned = learned if pages is None else pages
+            runs += 1
     except _Stop:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if child:
-            _stop_child(child, grace)
+        if running is not None and running.pid:
+            _stop_child(running.pid, grace)
     finally:
         if spare is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(spare.pid, signal.SIGKILL)
-            spare.discard()
+            spare.close()
 
 
 def _git_paths(project: Path) -> list[str]:
@@ -414,7 +537,7 @@ def main() -> int:
         hello = {"ready": False, "error": f"{type(exc).__name__}: {exc}"}
     channel.send(json.dumps(hello).encode())
     if hello["ready"]:
-        serve(channel, cli, grace, prefork="prefork" in shortcuts)
+        serve(channel, cli, grace, shortcuts)
     return 0
 
 

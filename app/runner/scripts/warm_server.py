@@ -16,8 +16,10 @@ per-run work this process does once instead of in every child (default: all):
   child instead of searching `sys.path` again.
 - `pipelines`: the registry stays loaded for every pipeline; a run asking for
   one does not call `register_pipelines()` again (as `kedro server` does).
-- `prefork`: the next child is forked as soon as the last one exits and waits
-  for its request, so a run does not wait for a fork.
+- `prefork`: the next child is forked ahead and waits for its request, so a
+  run does not wait for a fork. It is forked once no request has come for
+  `SPARE_AFTER_SECONDS` after the last run, so its fork does not take CPU from
+  the worker storing that run's end (a request that comes sooner is forked for).
 - `prefault` (with `prefork`): the waiting child copies, before its request
   comes, the memory pages earlier runs wrote (learned from the first runs and
   one in `LEARN_EVERY` after), so the run does not stop on a copy-on-write
@@ -70,6 +72,7 @@ MADV_POPULATE_WRITE = 23
 PAGE = os.sysconf("SC_PAGE_SIZE")
 MAX_MESSAGE = 128 * 1024  # a longer learned page list is not sent (the socket's buffer)
 LEARN_FIRST = 3
+SPARE_AFTER_SECONDS = 0.05
 LEARN_EVERY = 8
 
 
@@ -458,7 +461,11 @@ def serve(channel: socket.socket, cli: object, grace: float, shortcuts: "set[str
     runs = 0
     try:
         while True:
-            if prefork and spare is None:
+            if (
+                prefork
+                and spare is None
+                and not select.select([channel], [], [], SPARE_AFTER_SECONDS)[0]
+            ):
                 spare = _Child(cli, channel, learned)
             message, fds, _flags, _addr = socket.recv_fds(channel, 65536, 1)
             if not message:

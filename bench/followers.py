@@ -19,6 +19,7 @@ import psutil
 
 from bench.harness import api_pid, client
 from bench.plan import Plan
+from bench.profiling import sampled
 from bench.report import Section
 from tests.utils.stack import Stack, read_log, submit, wait_for_status
 
@@ -82,14 +83,15 @@ async def _run(stack: Stack, job_id: str, count: int) -> tuple[list[Any], list[f
     return list(results), await health, cores
 
 
-def followers(stack: Stack, plan: Plan, section: Section, _profile: Path | None) -> None:
+def followers(stack: Stack, plan: Plan, section: Section, profile: Path | None) -> None:
     with client(stack) as http:
         job = submit(
             http,
             pipeline_name="slow",
             parameters={"slow": {"seconds": plan.follow_seconds, "interval": 0.25}},
         )
-        results, health, cores = asyncio.run(_run(stack, job["id"], plan.followers))
+        with sampled(api_pid(stack), profile, "api-followers", gil=True) as spy:
+            results, health, cores = asyncio.run(_run(stack, job["id"], plan.followers))
         done = wait_for_status(http, job["id"])
         log = [line for line in read_log(http, job["id"]).split("\n") if line]
     complete = sum(
@@ -113,3 +115,5 @@ def followers(stack: Stack, plan: Plan, section: Section, _profile: Path | None)
         ("<=", 100),
     )
     section.details.update(followers=plan.followers, job_lines=len(log), health_ms=health)
+    if spy:
+        section.details["api_profile"] = spy

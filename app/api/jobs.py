@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AbstractContextManager
+from functools import lru_cache
 from typing import Annotated
 from uuid import UUID
 
@@ -182,13 +183,20 @@ async def get_logs(
 
 async def _as_events(
     stream: AsyncIterator[LogChunk | Job], slot: AbstractContextManager[None]
-) -> AsyncIterator[ServerSentEvent]:
+) -> AsyncIterator[bytes | ServerSentEvent]:
     with slot:
         async for item in stream:
             if isinstance(item, LogChunk):
-                yield ServerSentEvent(item.data, event="log", id=str(item.next_offset))
+                yield _log_event(item.data, item.next_offset)
             else:
                 yield ServerSentEvent(item.model_dump_json(), event="end")
+
+
+@lru_cache(maxsize=16)
+def _log_event(data: str, next_offset: int) -> bytes:
+    """One piece of output as an SSE event, encoded once for all the followers that
+    share its read (the same string, so its hash is computed once too)."""
+    return ServerSentEvent(data, event="log", id=str(next_offset)).encode()
 
 
 @router.get(

@@ -18,6 +18,7 @@ from functools import partial
 import anyio
 
 from app.core.exceptions import TooManyRequests
+from app.ops.job_views import read_job
 from app.ops.waiting import RECHECK_SECONDS, ChangeHub, SharedReads
 from app.schemas.jobs import Job, LogChunk
 from app.store import JobManager, Visibility
@@ -54,8 +55,9 @@ async def follow_output(
             if chunk.data:
                 yield chunk
             if chunk.complete:
-                yield await anyio.to_thread.run_sync(
-                    partial(manager.get_job, job_id=job_id, visibility=visibility)
+                yield await shared.read(
+                    ("job", job_id, visibility, seen),
+                    partial(read_job, manager, job_id=job_id, visibility=visibility),
                 )
                 return
             if chunk.next_offset == offset:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import TypeVar
 
-from app.store import JobManager, RunOutcome, RunProgress
+from app.store import JobManager, OutputBatch, RunOutcome, RunProgress
 from app.store.outage import is_database_unavailable
 
 logger = logging.getLogger(__name__)
@@ -62,18 +62,21 @@ class BufferedWrites:
     def database_down(self) -> bool:
         return self._down_since is not None
 
-    def append(self, data: bytes, progress: RunProgress) -> None:
-        """Take a batch of output; store what is pending if the database answers."""
+    def append(self, data: bytes, progress: RunProgress, *, store: bool = True) -> None:
+        """Take a batch of output; store what is pending if the database answers (unless
+        not `store`: the last batch is stored with the outcome, in `finish`)."""
         self._spool.write(data)
         self._progress = progress
-        self.flush()
+        if store:
+            self.flush()
 
-    def flush(self, *, force: bool = False) -> bool:
-        """Store pending output, oldest first; False if the database is still down."""
+    def flush(self, *, force: bool = False, keep: int = 0) -> bool:
+        """Store pending output, oldest first, but for up to `keep` bytes; False if the
+        database is still down."""
         if not force and self._down_since is not None and time.monotonic() < self._next_try:
             return False
         end = self._spool.tell()
-        while self._read_at < end:
+        while end - self._read_at > keep:
             self._spool.seek(self._read_at)
             data = self._spool.read(min(WRITE_BYTES, end - self._read_at))
             self._spool.seek(end)
@@ -81,7 +84,7 @@ class BufferedWrites:
                 return False
             self._read_at += len(data)
             self.stored += len(data)
-        if self._read_at:  # everything is stored: start the spool afresh
+        if self._read_at == end:  # everything is stored: start the spool afresh
             self._spool.seek(0)
             self._spool.truncate()
             self._read_at = 0
@@ -96,6 +99,16 @@ class BufferedWrites:
             progress=self._progress,
         )
 
+    def _pending_batch(self) -> OutputBatch | None:
+        """What is taken but not stored, as one batch (None if nothing is)."""
+        end = self._spool.tell()
+        if end == self._read_at:
+            return None
+        self._spool.seek(self._read_at)
+        data = self._spool.read(end - self._read_at)
+        self._spool.seek(end)
+        return OutputBatch(self.stored, data, self._progress)
+
     def heartbeat(self) -> str | None:
         """Refresh the heartbeat; why the run must stop, or None (also while the database
         is down: the run goes on)."""
@@ -107,14 +120,19 @@ class BufferedWrites:
         return reason if isinstance(reason, str) else None
 
     def finish(self, outcome: RunOutcome, *, wait_seconds: float) -> bool:
-        """Store the rest of the output, then the outcome, waiting up to `wait_seconds` for
-        the database. False if the attempt no longer owns the job."""
+        """Store the rest of the output and the outcome (the last batch in the outcome's
+        transaction), waiting up to `wait_seconds` for the database. False if the attempt
+        no longer owns the job."""
         deadline = time.monotonic() + wait_seconds
         while True:
-            if self.flush(force=True):
+            if self.flush(force=True, keep=WRITE_BYTES):
                 finished = self._attempt_write(
-                    lambda: self._manager.finish_job(
-                        job_id=self._job_id, attempt=self._attempt, outcome=outcome
+                    partial(
+                        self._manager.finish_job,
+                        job_id=self._job_id,
+                        attempt=self._attempt,
+                        outcome=outcome,
+                        output=self._pending_batch(),
                     )
                 )
                 if finished is not _UNAVAILABLE:

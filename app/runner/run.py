@@ -118,7 +118,7 @@ class _Run:
         execution_time = round(exited - started, 3)
         self.process_exited_at = self.process_started_at + timedelta(seconds=exited - started)
         self.parser.finish()
-        self._flush()
+        self._flush(store=False)  # stored with the outcome, in one transaction
         return self._outcome(returncode, execution_time)
 
     @contextlib.contextmanager
@@ -217,13 +217,14 @@ class _Run:
         if len(self.buffer) >= FLUSH_BYTES:
             self._flush()
 
-    def _flush(self) -> None:
+    def _flush(self, *, store: bool = True) -> None:
         if not self.buffer:
             return
         data = bytes(self.buffer)
         self.buffer.clear()
         self.parser.feed(data)
-        self.writes.append(data, self.parser.progress)  # kept while the database is down
+        # kept while the database is down
+        self.writes.append(data, self.parser.progress, store=store)
         self.offset += len(data)
 
     def _check_heartbeat(self) -> None:

@@ -6,7 +6,15 @@ transitions, output, workers, stats) over one connection discipline (`base`).
 
 from app.store.jobs import NewJob
 from app.store.manager import JobManager
-from app.store.types import EVERYONE, Claim, RunOutcome, RunProgress, Visibility, utcnow
+from app.store.types import (
+    EVERYONE,
+    Claim,
+    OutputBatch,
+    RunOutcome,
+    RunProgress,
+    Visibility,
+    utcnow,
+)
 from app.store.webhooks import OutboundDelivery
 
 __all__ = [
@@ -15,6 +23,7 @@ __all__ = [
     "JobManager",
     "NewJob",
     "OutboundDelivery",
+    "OutputBatch",
     "RunOutcome",
     "RunProgress",
     "Visibility",

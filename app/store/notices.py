@@ -14,9 +14,8 @@ from collections.abc import Callable
 from typing import Literal
 
 from app.schemas.jobs import Job
-from app.store.output import OutputLog
 from app.store.retries import JobRetries
-from app.store.types import EVERYONE, Claim, RunOutcome, RunProgress, Visibility
+from app.store.types import EVERYONE, Claim, OutputBatch, RunOutcome, RunProgress, Visibility
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +23,7 @@ ChangeKind = Literal["state", "output"]
 Listener = Callable[[str, ChangeKind], None]
 
 
-class ChangeNotices(JobRetries, OutputLog):
+class ChangeNotices(JobRetries):
     """The transitions and output appends, each followed by a notice to the listener."""
 
     _listener: Listener | None = None
@@ -47,8 +46,12 @@ class ChangeNotices(JobRetries, OutputLog):
             self._announce(job_id, "state")
         return claim
 
-    def finish_job(self, *, job_id: str, attempt: int, outcome: RunOutcome) -> bool:
-        finished = super().finish_job(job_id=job_id, attempt=attempt, outcome=outcome)
+    def finish_job(
+        self, *, job_id: str, attempt: int, outcome: RunOutcome, output: OutputBatch | None = None
+    ) -> bool:
+        finished = super().finish_job(
+            job_id=job_id, attempt=attempt, outcome=outcome, output=output
+        )
         if finished:
             self._announce(job_id, "state")
         return finished

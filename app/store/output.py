@@ -23,7 +23,7 @@ from app.store.clock import database_now_expression
 from app.store.jobs import JobRecords
 from app.store.rows import owned
 from app.store.tables import job_output, jobs
-from app.store.types import EVERYONE, RunProgress, Visibility
+from app.store.types import EVERYONE, OutputBatch, RunProgress, Visibility
 
 
 class OutputLog(JobRecords):
@@ -33,34 +33,46 @@ class OutputLog(JobRecords):
         self, *, job_id: str, attempt: int, offset: int, data: bytes, progress: RunProgress
     ) -> None:
         """Store a batch of output at its logical offset, keeping head and tail under the cap."""
+        with self._write() as connection:
+            self._store_output(
+                connection,
+                job_id=job_id,
+                attempt=attempt,
+                batch=OutputBatch(offset, data, progress),
+            )
+
+    def _store_output(
+        self, connection: Connection, *, job_id: str, attempt: int, batch: OutputBatch
+    ) -> None:
+        """`append_output` in the caller's transaction."""
+        offset, data, progress = batch.offset, batch.data, batch.progress
         pieces = self._capped_pieces(offset, data)
         dropped = len(data) - sum(len(piece) for _, piece in pieces)
-        with self._write() as connection:
-            updated = connection.execute(
-                update(jobs)
-                # At its offset only: a batch sent again after an unacknowledged commit
-                # (the connection lost mid-commit) is not stored twice.
-                .where(*owned(job_id, attempt), jobs.c.output_bytes == offset)
-                .values(
-                    output_bytes=offset + len(data),
-                    output_dropped_bytes=jobs.c.output_dropped_bytes + dropped,
-                    completed_nodes=list(progress.completed_nodes),
-                    running_nodes=list(progress.running_nodes),
-                    total_nodes=progress.total_nodes,
-                    heartbeat_at=database_now_expression(connection),
-                )
-            ).rowcount
-            if not updated:
-                return
-            if pieces:
-                connection.execute(
-                    insert(job_output),
-                    [
-                        {"job_id": job_id, "offset": at, "size": len(piece), "data": piece}
-                        for at, piece in pieces
-                    ],
-                )
-            self._roll_tail(connection, job_id, end=offset + len(data))
+        updated = connection.execute(
+            update(jobs)
+            # At its offset only: a batch sent again after an unacknowledged commit
+            # (the connection lost mid-commit) is not stored twice.
+            .where(*owned(job_id, attempt), jobs.c.output_bytes == offset)
+            .values(
+                output_bytes=offset + len(data),
+                output_dropped_bytes=jobs.c.output_dropped_bytes + dropped,
+                completed_nodes=list(progress.completed_nodes),
+                running_nodes=list(progress.running_nodes),
+                total_nodes=progress.total_nodes,
+                heartbeat_at=database_now_expression(connection),
+            )
+        ).rowcount
+        if not updated:
+            return
+        if pieces:
+            connection.execute(
+                insert(job_output),
+                [
+                    {"job_id": job_id, "offset": at, "size": len(piece), "data": piece}
+                    for at, piece in pieces
+                ],
+            )
+        self._roll_tail(connection, job_id, end=offset + len(data))
 
     def _capped_pieces(self, offset: int, data: bytes) -> list[tuple[int, bytes]]:
         pieces = []

@@ -21,7 +21,7 @@ from app.store.outbox import enqueue_job_event
 from app.store.rows import owned, record_event
 from app.store.tables import jobs
 from app.store.transitions import JobTransitions
-from app.store.types import RunOutcome, utcnow
+from app.store.types import OutputBatch, RunOutcome, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -29,10 +29,12 @@ logger = logging.getLogger(__name__)
 class JobRetries(JobTransitions):
     """End attempts by the job's retry policy; record each attempt in `results.attempts`."""
 
-    def finish_job(self, *, job_id: str, attempt: int, outcome: RunOutcome) -> bool:
+    def finish_job(
+        self, *, job_id: str, attempt: int, outcome: RunOutcome, output: OutputBatch | None = None
+    ) -> bool:
         """End the claimed attempt: `pending` again when the retry policy covers this
         failure and attempts remain, else terminal. False if the attempt no longer owns
-        the job."""
+        the job. `output`, the attempt's last output, is stored in the same transaction."""
         with self._read() as connection:
             row = connection.execute(
                 select(
@@ -57,11 +59,12 @@ class JobRetries(JobTransitions):
             and not row.cancel_requested
         )
         if retries:
-            return self._schedule_retry(job_id, attempt, outcome, policy, attempts)
+            return self._schedule_retry(job_id, attempt, outcome, policy, attempts, output)
         results = {**outcome.results, "attempts": attempts}
         return super().finish_job(
             job_id=job_id,
             attempt=attempt,
+            output=output,
             outcome=RunOutcome(
                 status=outcome.status,
                 exit_code=outcome.exit_code,
@@ -79,6 +82,7 @@ class JobRetries(JobTransitions):
         outcome: RunOutcome,
         policy: RetryPolicy,
         attempts: list[dict[str, Any]],
+        output: OutputBatch | None,
     ) -> bool:
         """running → pending, due after the policy's delay; the maintenance pass publishes it."""
         now = utcnow()
@@ -88,6 +92,8 @@ class JobRetries(JobTransitions):
             f"{policy.max_attempts} at {due.isoformat()} ({outcome.error_message})"
         )
         with self._write() as connection:
+            if output is not None:
+                self._store_output(connection, job_id=job_id, attempt=attempt, batch=output)
             worker = connection.execute(
                 update(jobs)
                 .where(*owned(job_id, attempt))

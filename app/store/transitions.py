@@ -15,16 +15,16 @@ from sqlalchemy import or_, select, update
 from app.core.exceptions import JobConflict
 from app.schemas.jobs import Job, JobStatus
 from app.store.clock import database_now_expression, read_database_now
-from app.store.jobs import JobRecords
 from app.store.outbox import enqueue_status_event
+from app.store.output import OutputLog
 from app.store.rows import JOB_COLUMNS, owned, record_event, to_job
 from app.store.tables import jobs
-from app.store.types import EVERYONE, Claim, RunOutcome, Visibility, utcnow
+from app.store.types import EVERYONE, Claim, OutputBatch, RunOutcome, Visibility, utcnow
 
 logger = logging.getLogger(__name__)
 
 
-class JobTransitions(JobRecords):
+class JobTransitions(OutputLog):
     """Dispatch bookkeeping, claim, heartbeat, finish, cancel and reaping of lost runs."""
 
     def jobs_to_dispatch(
@@ -129,10 +129,15 @@ class JobTransitions(JobRecords):
             return str(row.cancel_reason or "cancelled")
         return None
 
-    def finish_job(self, *, job_id: str, attempt: int, outcome: RunOutcome) -> bool:
-        """running → terminal, only for the attempt that claimed the job."""
+    def finish_job(
+        self, *, job_id: str, attempt: int, outcome: RunOutcome, output: OutputBatch | None = None
+    ) -> bool:
+        """running → terminal, only for the attempt that claimed the job; `output`, the
+        run's last output, is stored in the same transaction."""
         now = utcnow()
         with self._write() as connection:
+            if output is not None:
+                self._store_output(connection, job_id=job_id, attempt=attempt, batch=output)
             worker = connection.execute(
                 update(jobs)
                 .where(*owned(job_id, attempt))

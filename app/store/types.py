@@ -45,6 +45,15 @@ class RunProgress:
 
 
 @dataclass(frozen=True)
+class OutputBatch:
+    """Output to store at its logical `offset`, with the progress it brought."""
+
+    offset: int
+    data: bytes
+    progress: RunProgress
+
+
+@dataclass(frozen=True)
 class RunOutcome:
     """How a run ended, as the runner saw it."""
 

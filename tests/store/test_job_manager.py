@@ -24,6 +24,7 @@ from app.schemas.jobs import JobCreate, JobStatus, LogChunk
 from app.services import build_core
 from app.store import (
     JobManager,
+    OutputBatch,
     RunProgress,
     utcnow,
 )
@@ -279,6 +280,34 @@ def test_finish_only_by_claiming_attempt(manager: JobManager) -> None:
     assert job.completed_at is not None
     assert job.started_at is not None
     assert job.completed_at >= job.started_at
+
+
+def test_the_last_output_is_stored_with_the_outcome_once(manager: JobManager) -> None:
+    """A finish carrying the run's last batch stores both; a batch whose offset is already
+    stored (a commit applied but never acknowledged) is not stored twice."""
+    job_id, attempt = running(manager)
+    manager.append_output(
+        job_id=job_id, attempt=attempt, offset=0, data=b"first\n", progress=RunProgress()
+    )
+    last = OutputBatch(6, b"last\n", RunProgress(completed_nodes=["a"], total_nodes=1))
+    stale = OutputBatch(0, b"first\n", RunProgress())
+
+    assert not manager.finish_job(
+        job_id=job_id, attempt=attempt + 1, outcome=outcome(), output=last
+    )
+    assert manager.get_job(job_id=job_id).output_bytes == 6  # not the owner: nothing stored
+    assert manager.finish_job(job_id=job_id, attempt=attempt, outcome=outcome(), output=last)
+
+    job = manager.get_job(job_id=job_id)
+    assert (job.status, job.output_bytes) == (JobStatus.completed, 11)
+    assert job.progress.completed_nodes == 1
+    assert manager.read_output(job_id=job_id, offset=0, limit=100).data == "first\nlast\n"
+    job_id, attempt = running(manager)
+    manager.append_output(
+        job_id=job_id, attempt=attempt, offset=0, data=b"first\n", progress=RunProgress()
+    )
+    assert manager.finish_job(job_id=job_id, attempt=attempt, outcome=outcome(), output=stale)
+    assert manager.read_output(job_id=job_id, offset=0, limit=100).data == "first\n"
 
 
 def test_terminal_states_never_change(manager: JobManager) -> None:

@@ -26,6 +26,7 @@ import itertools
 import json
 import random
 import re
+import shutil
 import signal
 import sys
 import tempfile
@@ -264,6 +265,7 @@ def error_rates(chaos: Chaos) -> dict[str, dict[str, Any]]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(args.seed)
     directory = Path(tempfile.mkdtemp(prefix="kjg-chaos-"))
+    report: dict[str, Any] | None = None
     release = threading.Event()  # the chaos thread ends only once PostgreSQL is stopped
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(release.set)
@@ -276,13 +278,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 stack.start_worker(name=f"w{index + 1}", concurrency=CONCURRENCY)
             for index in range(APIS):
                 chaos.start_api(index)
-            return _drive(chaos, rng, args, release)
+            report = _drive(chaos, rng, args, release)
+            return report
         finally:
             for api in chaos.apis:
                 if api is not None:
                     api.kill(signal.SIGTERM)
             stack.stop()
-            print(f"logs in {directory}")
+            if report is not None and report["invariants_hold"]:
+                shutil.rmtree(directory, ignore_errors=True)
+            else:  # the services' logs are what explains a failed run
+                print(f"logs kept in {directory}")
 
 
 def _drive(

@@ -77,9 +77,7 @@ class BufferedWrites:
             return False
         end = self._spool.tell()
         while end - self._read_at > keep:
-            self._spool.seek(self._read_at)
-            data = self._spool.read(min(WRITE_BYTES, end - self._read_at))
-            self._spool.seek(end)
+            data = self._unstored(WRITE_BYTES)
             if self._attempt_write(partial(self._store, data)) is _UNAVAILABLE:
                 return False
             self._read_at += len(data)
@@ -101,13 +99,16 @@ class BufferedWrites:
 
     def _pending_batch(self) -> OutputBatch | None:
         """What is taken but not stored, as one batch (None if nothing is)."""
+        data = self._unstored(self.pending_bytes)
+        return OutputBatch(self.stored, data, self._progress) if data else None
+
+    def _unstored(self, size: int) -> bytes:
+        """Up to `size` bytes taken but not stored, oldest first; the spool stays at its end."""
         end = self._spool.tell()
-        if end == self._read_at:
-            return None
         self._spool.seek(self._read_at)
-        data = self._spool.read(end - self._read_at)
+        data = self._spool.read(min(size, end - self._read_at))
         self._spool.seek(end)
-        return OutputBatch(self.stored, data, self._progress)
+        return data
 
     def heartbeat(self) -> str | None:
         """Refresh the heartbeat; why the run must stop, or None (also while the database

@@ -14,9 +14,10 @@ every refusal keeps its one implementation:
   admission, if it does).
 - POST: no query string, an allowed `Host`, no key needed or a valid key, a JSON
   body of a declared length within the cap, not cross-site, no `Idempotency-Key`,
-  and a body that validates. The submit itself is the endpoint's
-  (`Submitter.submit_job`); an error it raises is answered by the application's
-  own exception handlers.
+  and a body that validates. The submit is the endpoint's, awaited without a thread
+  of its own (`Submitter.submit_plain`: its group commit is led on one thread for
+  all the submits waiting); an error it raises is answered by the application's own
+  exception handlers.
 
 Requests it answers are counted in `gateway_fast_lane_requests_total` rather than
 in the per-route HTTP metrics.
@@ -29,7 +30,6 @@ import re
 from typing import Any
 
 from prometheus_client import Counter
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -90,11 +90,8 @@ class FastLane:
         except Exception:  # the full path answers it: 400 or 422, with its details
             return replay
         try:
-            job, created = await run_in_threadpool(
-                state.submitter.submit_job,
-                request=request,
-                user_id=visibility.user_id,
-                idempotency_key=None,
+            job, created = await state.submitter.submit_plain(
+                request=request, user_id=visibility.user_id
             )
         except Exception as exc:
             await _answer_error(scope, replay, send, exc)

@@ -32,6 +32,7 @@ class Broker:
     def __init__(self, settings: Settings, celery: Celery | None = None) -> None:
         self._celery = celery or create_celery(settings)
         self._down_until = 0.0
+        self._declared: set[str] = set()
 
     @property
     def seems_down(self) -> bool:
@@ -43,24 +44,25 @@ class Broker:
         return not self.publish_many([job])
 
     def publish_many(self, jobs: Sequence[Job]) -> list[Job]:
-        """Send each job's message over one producer, in order; returns the jobs not sent
-        (each logged): those from the first the broker refused on."""
-        sent = 0
+        """Send the jobs' messages in one Redis pipeline; returns the jobs not sent (each
+        logged): all of them when the broker refused the batch.
+
+        Some of a refused batch may have reached Redis: their jobs are published again
+        later, and only one delivery can claim a job."""
         try:
-            with self._celery.producer_or_acquire() as producer:
+            with self._celery.producer_or_acquire() as producer, producer.batch():
                 for job in jobs:
                     self._send(RUN_JOB_TASK, job.id, queue=job.queue, producer=producer)
-                    sent += 1
         except Exception as exc:  # kombu raises many types; any of them means "not sent"
             self._down_until = time.monotonic() + BROKER_RETRY_AFTER_SECONDS
-            for job in jobs[sent:]:
+            for job in jobs:
                 logger.warning(
                     "job %s: publish failed, will retry: %s",
                     job.id,
                     _describe(exc),
                     extra={"job_id": job.id},
                 )
-            return list(jobs[sent:])
+            return list(jobs)
         self._down_until = 0.0
         return []
 
@@ -86,6 +88,9 @@ class Broker:
         self._celery.close()
 
     def _send(self, task: str, argument: str, *, queue: str, producer: Any = None) -> None:
+        # Celery declares the queue (a Redis round trip) and builds the argument's repr
+        # for every message unless told: once per queue and process is enough.
+        declared = queue in self._declared
         self._celery.send_task(
             task,
             args=[argument],
@@ -93,7 +98,12 @@ class Broker:
             retry=True,
             retry_policy=_PUBLISH_RETRY,
             producer=producer,
+            declare=[] if declared else None,
+            argsrepr=repr([argument]),
+            kwargsrepr="{}",
         )
+        if not declared:
+            self._declared.add(queue)
 
     @contextlib.contextmanager
     def _redis(self) -> Iterator[Any]:

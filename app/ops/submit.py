@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from dataclasses import replace
 
-from app.broker.admission import release_waiting
 from app.broker.publisher import Broker
 from app.core.config import DEFAULT_QUEUE
 from app.core.exceptions import InvalidJobRequest, TooManyPendingJobs
@@ -28,7 +29,7 @@ class Submitter:
     ) -> None:
         self._manager = manager
         self._broker = broker
-        self._group = GroupCommit(manager=manager, broker=broker)
+        self._group = GroupCommit(manager=manager, broker=broker, decide=self._decide)
         self._retry_defaults = retry_defaults or RetryPolicy()
         self._registry_cache: dict[str, tuple[float, PipelineList | None]] = {}
 
@@ -43,37 +44,66 @@ class Submitter:
     ) -> tuple[Job, bool]:
         """Record the job, then publish it (or admit what fits the limits); returns the job
         and whether it is new."""
-        self.check_destination(request)
-        limited, limits = self._manager.is_limited(
-            queue=request.queue,
-            pipeline=request.pipeline_name,
-            user_id=user_id,
-            concurrency_key=request.concurrency_key,
+        return self._group.submit(
+            NewJob(
+                request=request,
+                user_id=user_id,
+                idempotency_key=idempotency_key,
+                dispatched=False,
+                retry=self.retry_policy(request.retry),
+                rerun_of=rerun_of,
+                planned_nodes=planned_nodes,
+            )
         )
-        cap = limits.max_pending_per_user
-        if cap is not None and self._manager.pending_count(user_id=user_id, at_most=cap) >= cap:
+
+    async def submit_plain(self, *, request: JobCreate, user_id: str | None) -> tuple[Job, bool]:
+        """`submit_job` of a request with no idempotency key, awaited on the event loop."""
+        retry = self.retry_policy(request.retry)
+        new = NewJob(request=request, user_id=user_id, dispatched=False, retry=retry)
+        return await self._group.submit_async(new)
+
+    def _decide(self, news: Sequence[NewJob]) -> list[NewJob | Exception]:
+        """Check each submit of a group and decide whether it waits for admission, with one
+        read of the limits for the whole group."""
+        limits = self._manager.get_limits()
+        pending: dict[str | None, int] = {}
+        seems_down = self._broker.seems_down
+        decided: list[NewJob | Exception] = []
+        for new in news:
+            try:
+                self.check_destination(new.request)
+                self._check_pending_cap(new.user_id, limits.max_pending_per_user, pending)
+            except (InvalidJobRequest, TooManyPendingJobs) as exc:
+                decided.append(exc)
+                continue
+            request = new.request
+            limited = self._manager.is_limited(
+                queue=request.queue,
+                pipeline=request.pipeline_name,
+                user_id=new.user_id,
+                concurrency_key=request.concurrency_key,
+                limits=limits,
+            )
+            decided.append(
+                replace(new, admitted=not limited, dispatched=not limited and not seems_down)
+            )
+        return decided
+
+    def _check_pending_cap(
+        self, user_id: str | None, cap: int | None, pending: dict[str | None, int]
+    ) -> None:
+        """429 once the user has `cap` pending jobs, counting those earlier in the group."""
+        if cap is None:
+            return
+        if user_id not in pending:
+            pending[user_id] = self._manager.pending_count(user_id=user_id, at_most=cap)
+        if pending[user_id] >= cap:
             raise TooManyPendingJobs(
                 f"too many pending jobs: {user_id or 'this user'} has {cap} pending, the most "
                 "allowed (max_pending_per_user); submit again once some have started",
                 retry_after_seconds=PENDING_CAP_RETRY_AFTER_SECONDS,
             )
-        publish_now = not limited and not self._broker.seems_down
-        job, created = self._group.submit(
-            NewJob(
-                request=request,
-                user_id=user_id,
-                idempotency_key=idempotency_key,
-                dispatched=publish_now,
-                retry=self.retry_policy(request.retry),
-                rerun_of=rerun_of,
-                planned_nodes=planned_nodes,
-                admitted=not limited,
-            )
-        )
-        if created and limited:
-            release_waiting(self._manager, self._broker)
-            job = self._manager.get_job(job_id=job.id)
-        return job, created
+        pending[user_id] += 1
 
     def check_destination(self, request: JobCreate) -> None:
         """422 for a queue no worker ever served, a pipeline its project does not have, or

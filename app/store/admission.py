@@ -92,11 +92,16 @@ class Admission(JobRecords):
     # --- submit ------------------------------------------------------------------
 
     def is_limited(
-        self, *, queue: str, pipeline: str, user_id: str | None, concurrency_key: str | None
-    ) -> tuple[bool, Limits]:
-        """Whether a job of this lane must wait for admission, and the limits read."""
-        limits = self.get_limits()
-        return is_limited(Lane(queue, pipeline, user_id, concurrency_key), limits), limits
+        self,
+        *,
+        queue: str,
+        pipeline: str,
+        user_id: str | None,
+        concurrency_key: str | None,
+        limits: Limits,
+    ) -> bool:
+        """Whether a job of this lane must wait for admission under `limits`."""
+        return is_limited(Lane(queue, pipeline, user_id, concurrency_key), limits)
 
     def pending_count(self, *, user_id: str | None, at_most: int) -> int:
         """The user's pending jobs, counted up to `at_most` (the cap is all that matters)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from datetime import timedelta
@@ -13,8 +14,11 @@ from sqlalchemy import create_engine, func, select, text
 
 from app.broker.publisher import Broker
 from app.core.config import Settings
+from app.core.exceptions import TooManyPendingJobs
 from app.ops.group_commit import GroupCommit
+from app.ops.submit import Submitter
 from app.schemas.jobs import JobCreate
+from app.schemas.limits import Limits
 from app.services import build_core
 from app.store import JobManager, NewJob
 from app.store.jobs import GROUP_INSERT_LOCK
@@ -123,6 +127,74 @@ def test_with_the_broker_down_a_group_stays_recorded_for_the_maintenance_pass(
     assert sizes == [1, 3]
     due = manager.jobs_to_dispatch(redispatch_after=timedelta(hours=1))
     assert {job.id for job, again in due if not again} == {job.id for job, _ in outcomes}
+
+
+def test_submits_awaited_on_the_loop_share_groups_led_by_one_thread(
+    manager: JobManager, broker: Broker, queue_length, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    group = GroupCommit(manager=manager, broker=broker)
+    sizes: list[int] = []
+    create_jobs = manager.create_jobs
+
+    def counted(batch: list[NewJob]) -> Any:
+        sizes.append(len(batch))
+        return create_jobs(batch)
+
+    monkeypatch.setattr(manager, "create_jobs", counted)
+
+    async def submit_all() -> list[Any]:
+        return await asyncio.gather(*(group.submit_async(_new()) for _ in range(50)))
+
+    outcomes = asyncio.run(submit_all())
+    assert all(created for _, created in outcomes)
+    ids = {job.id for job, _ in outcomes}
+    assert len(ids) == 50
+    assert {job.id for job in manager.list_jobs(limit=100)[0]} == ids
+    assert sum(sizes) == 50
+    assert len(sizes) < 10, sizes  # queued while a group committed: they formed the next
+    assert queue_length() == 50
+    assert not group._leading
+
+
+def test_a_caller_that_goes_away_still_has_its_submit_recorded(
+    manager: JobManager, broker: Broker, queue_length, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    group = GroupCommit(manager=manager, broker=broker)
+    held = threading.Event()
+    create_jobs = manager.create_jobs
+
+    def gated(batch: list[NewJob]) -> Any:
+        held.wait(10)
+        return create_jobs(batch)
+
+    monkeypatch.setattr(manager, "create_jobs", gated)
+
+    async def submit_then_leave() -> None:
+        waiter = asyncio.ensure_future(group.submit_async(_new()))
+        await asyncio.sleep(0)  # the submit is queued and its leader started
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+
+    asyncio.run(submit_then_leave())
+    held.set()
+    _wait_for(lambda: len(manager.list_jobs()[0]) == 1, "the abandoned submit")
+    _wait_for(lambda: not group._leading, "the leader to stop")
+    assert queue_length() == 1
+
+
+def test_the_pending_cap_counts_the_submits_of_the_same_group(
+    manager: JobManager, broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cap is checked with the group's one read of the limits, counting the group's
+    earlier submits: concurrent submits cannot all slip under it."""
+    manager.set_limits(limits=Limits(pipelines={"arithmetic": 0}, max_pending_per_user=2))
+    group = Submitter(manager=manager, broker=broker)._group
+    sizes, outcomes = _in_one_group(group, manager, monkeypatch, [_new() for _ in range(4)])
+    assert sizes == [1, 1]
+    assert [type(outcome) for outcome in outcomes[2:]] == [TooManyPendingJobs] * 2
+    assert len(manager.list_jobs()[0]) == 2
+    assert all(job.waiting_reason for job in manager.list_jobs()[0])
 
 
 @pytest.fixture

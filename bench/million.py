@@ -1,4 +1,5 @@
-"""The store at a million jobs: fill it, then time metrics, filtered listings, idle CPU.
+"""The store at a million jobs: fill it, then time metrics, filtered listings, idle CPU,
+and `GET /jobs/{id}` while the whole history is purged.
 
 The fill writes finished jobs straight into the stack's database (in batches of
 10,000 rows, through the same tables, indexes and triggers the API uses; no
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import random
 import statistics
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -29,9 +31,10 @@ from app.store import JobManager, Visibility
 from app.store.database import create_db_engine
 from app.store.tables import jobs
 from bench.harness import api_pid, client
+from bench.http_load import POST_BODY, open_sink_queue, wrk
 from bench.plan import Plan
 from bench.report import Section
-from tests.utils.stack import Stack
+from tests.utils.stack import Stack, submit
 
 PIPELINES = ["arithmetic", "etl", "train", "score", "report"]
 USERS = [f"user{i}" for i in range(10)]
@@ -170,3 +173,68 @@ def million(stack: Stack, plan: Plan, section: Section, _profile: Path | None) -
         (after - before) / (time.perf_counter() - began),
         "cores",
     )
+    _purge_under_load(stack, plan, section)
+
+
+def _purge_under_load(stack: Stack, plan: Plan, section: Section) -> None:
+    """`GET /jobs/{id}` from 32 connections, then again while the store purges the filled
+    jobs.
+
+    The purge is the retention pass's own store call (`purge_finished`, batches of 500),
+    run from this process back to back for as long as the load lasts: the maintenance
+    pass does one batch per pass, so this is the harshest pace it can take. The jobs
+    read are pending jobs of the sink queue, which no purge touches."""
+    open_sink_queue(stack)
+    with client(stack) as http:
+        ids = [submit(http, **POST_BODY)["id"] for _ in range(20)]
+    quiet = wrk(stack.base_url, ["get", *ids], seconds=plan.load_seconds, connections=32)
+    section.add(
+        "million_get_p99_ms",
+        "GET /jobs/{id} p99 before the purge",
+        quiet["latency_us"]["p99"] / 1000,
+        "ms",
+    )
+    engine = create_db_engine(stack.database_url)
+    manager = JobManager(engine, log_max_bytes=1024 * 1024)
+    cutoff = datetime.now(UTC) + timedelta(minutes=5)  # every finished job is expired
+    stop = threading.Event()
+    purged = [0]
+    ended = [0.0]
+
+    def purge() -> None:
+        while not stop.is_set():
+            batch = manager.purge_finished(completed_before=cutoff)
+            purged[0] += batch
+            if not batch:
+                break
+        ended[0] = time.perf_counter()
+
+    purger = threading.Thread(target=purge)
+    began = time.perf_counter()
+    purger.start()
+    try:
+        result = wrk(stack.base_url, ["get", *ids], seconds=plan.load_seconds, connections=32)
+    finally:
+        stop.set()
+        purger.join()
+        engine.dispose()
+    seconds = ended[0] - began
+    latency = result["latency_us"]
+    errors = sum(result["errors"].values())
+    if errors:
+        raise RuntimeError(f"{errors} GETs failed while the purge ran")
+    section.add(
+        "million_purge_jobs_per_s",
+        "jobs purged per second under the GET load",
+        purged[0] / seconds,
+        "jobs/s",
+    )
+    section.add(
+        "million_purge_get_p99_ms",
+        "GET /jobs/{id} p99 while the purge runs",
+        latency["p99"] / 1000,
+        "ms",
+        ("<=", 50),
+    )
+    section.details["purge"] = {**result, "purged": purged[0], "seconds": seconds}
+    section.details["before_purge"] = quiet

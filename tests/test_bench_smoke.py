@@ -47,6 +47,8 @@ METRICS = {
     "followers_api_cores",
     "million_metrics_ms",
     "million_list_ms",
+    "million_purge_jobs_per_s",
+    "million_purge_get_p99_ms",
     "outbox_empty_get_rps",
     "outbox_full_get_rps",
     "outbox_full_get_p99_ms",

@@ -98,13 +98,16 @@ class StoreStats(StoreBase):
         }
 
     def purge_finished(self, *, completed_before: datetime, batch: int = 500) -> int:
-        """Delete one batch of terminal jobs (with output and events) finished before a time."""
+        """Delete one batch of terminal jobs (with output and events) finished before a time.
+
+        In no order: sorting every terminal job by its end took seconds at a million jobs,
+        with the write lock held. Expired jobs are the oldest, so either index finds a
+        batch of them at once."""
         with self._write() as connection:
             ids = (
                 connection.execute(
                     select(jobs.c.id)
                     .where(jobs.c.status.in_(TERMINAL), jobs.c.completed_at < completed_before)
-                    .order_by(jobs.c.completed_at)
                     .limit(batch)
                 )
                 .scalars()

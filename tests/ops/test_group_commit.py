@@ -175,9 +175,9 @@ def test_a_caller_that_goes_away_still_has_its_submit_recorded(
         waiter.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiter
+        held.set()  # the group records only now that its caller has gone
 
     asyncio.run(submit_then_leave())
-    held.set()
     _wait_for(lambda: len(manager.list_jobs()[0]) == 1, "the abandoned submit")
     _wait_for(lambda: not group._leading, "the leader to stop")
     assert queue_length() == 1

@@ -45,22 +45,31 @@ class Submitter:
         """Record the job, then publish it (or admit what fits the limits); returns the job
         and whether it is new."""
         return self._group.submit(
-            NewJob(
-                request=request,
-                user_id=user_id,
-                idempotency_key=idempotency_key,
-                dispatched=False,
-                retry=self.retry_policy(request.retry),
-                rerun_of=rerun_of,
-                planned_nodes=planned_nodes,
-            )
+            self._new_job(request, user_id, idempotency_key, rerun_of, planned_nodes)
         )
 
     async def submit_plain(self, *, request: JobCreate, user_id: str | None) -> tuple[Job, bool]:
         """`submit_job` of a request with no idempotency key, awaited on the event loop."""
-        retry = self.retry_policy(request.retry)
-        new = NewJob(request=request, user_id=user_id, dispatched=False, retry=retry)
-        return await self._group.submit_async(new)
+        return await self._group.submit_async(self._new_job(request, user_id))
+
+    def _new_job(
+        self,
+        request: JobCreate,
+        user_id: str | None,
+        idempotency_key: str | None = None,
+        rerun_of: str | None = None,
+        planned_nodes: list[str] | None = None,
+    ) -> NewJob:
+        """The job to record; its group's `_decide` sets `admitted` and `dispatched`."""
+        return NewJob(
+            request=request,
+            user_id=user_id,
+            idempotency_key=idempotency_key,
+            dispatched=False,
+            retry=self.retry_policy(request.retry),
+            rerun_of=rerun_of,
+            planned_nodes=planned_nodes,
+        )
 
     def _decide(self, news: Sequence[NewJob]) -> list[NewJob | Exception]:
         """Check each submit of a group and decide whether it waits for admission, with one

@@ -25,7 +25,7 @@ from app.core.config import Settings, get_settings
 from app.core.logs import configure_logging
 from app.ops.admission import seed_limits
 from app.ops.duties import holder_name, maintain_while_elected
-from app.ops.log_stream import FollowerSlots
+from app.ops.log_stream import FollowerSlots, OutputTails
 from app.ops.metrics import GatewayCollector
 from app.ops.rerun import retry_defaults
 from app.ops.submit import Submitter
@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         hub = ChangeHub()
         app.state.hub = hub
         app.state.shared_reads = SharedReads()
+        app.state.tails = OutputTails(core.manager, hub)
         collector = GatewayCollector(core.manager, broker, settings)
         registry.register(collector)
         tasks = [

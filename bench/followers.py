@@ -3,14 +3,19 @@
 A `slow` job (a progress line every 0.25 s) is followed by `plan.followers`
 connections at once (`GET /jobs/{id}/logs?follow=true`, a minimal HTTP/1.1 and
 SSE reader per connection, all in one asyncio loop). While they follow, the API's
-CPU is sampled and `GET /health` is timed. At the end every follower must have
-seen the job's whole log, each line once, and one `end` event.
+CPU is sampled and `GET /health` is timed from a process of its own (in the
+followers' loop it would time that loop's backlog of a thousand connections, not
+the API). At the end every follower must have seen the job's whole log, each line
+once, and one `end` event.
 """
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import time
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any
 
@@ -57,20 +62,30 @@ async def _follow(port: int, job_id: str) -> tuple[list[str], int, int]:
     return [line for line in lines if line], last_id, ends
 
 
-async def _health_probe(base_url: str, stop: asyncio.Event) -> list[float]:
-    times = []
-    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+PROBE_SECONDS = 0.1
+
+
+def _probe_health(base_url: str, ready: Event, stop: Event, times: Queue[list[float]]) -> None:
+    """Time `GET /health` every `PROBE_SECONDS` until `stop` (in a process of its own)."""
+    taken = []
+    with httpx.Client(base_url=base_url, timeout=30) as http:
+        http.get("/api/v1/health").raise_for_status()  # connected before the followers come
+        ready.set()
         while not stop.is_set():
             began = time.perf_counter()
-            await http.get("/api/v1/health")
-            times.append((time.perf_counter() - began) * 1000)
-            await asyncio.sleep(0.5)
-    return times
+            http.get("/api/v1/health").raise_for_status()
+            taken.append((time.perf_counter() - began) * 1000)
+            stop.wait(PROBE_SECONDS)
+    times.put(taken)
 
 
 async def _run(stack: Stack, job_id: str, count: int) -> tuple[list[Any], list[float], float]:
-    stop = asyncio.Event()
-    health = asyncio.create_task(_health_probe(stack.base_url, stop))
+    context = multiprocessing.get_context("spawn")
+    ready, stop, times = context.Event(), context.Event(), context.Queue()
+    probe = context.Process(target=_probe_health, args=(stack.base_url, ready, stop, times))
+    probe.start()
+    if not ready.wait(60):
+        raise RuntimeError("the /health probe did not start")
     api = psutil.Process(api_pid(stack))
     processes = [api, *api.children(recursive=True)]
     cpu_before = sum(p.cpu_times().user + p.cpu_times().system for p in processes)
@@ -80,7 +95,9 @@ async def _run(stack: Stack, job_id: str, count: int) -> tuple[list[Any], list[f
         time.perf_counter() - began
     )
     stop.set()
-    return list(results), await health, cores
+    health: list[float] = times.get(timeout=60)
+    probe.join(timeout=10)
+    return list(results), health, cores
 
 
 def followers(stack: Stack, plan: Plan, section: Section, profile: Path | None) -> None:

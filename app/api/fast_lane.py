@@ -12,6 +12,12 @@ every refusal keeps its one implementation:
 - GET: no query string, an allowed `Host`, no key needed or a valid key, and the job
   found and the caller's (`read_job`, as the endpoint reads it: with why it waits for
   admission, if it does).
+- Following a job's output or transitions (`/logs` or `/events` with `?follow=true`
+  or `Accept: text/event-stream`): no other query parameter than `offset` (logs), a
+  well-formed `Last-Event-ID` if any, an allowed `Host`, no key needed or a valid
+  key, the job found and the caller's, and a follower slot free. The stream is the
+  endpoint's (`app.api.streams`); a thousand followers arriving at once cost a
+  fraction of what routing each would.
 - POST: no query string, an allowed `Host`, no key needed or a valid key, a JSON
   body of a declared length within the cap, not cross-site, no `Idempotency-Key`,
   and a body that validates. The submit is the endpoint's, awaited without a thread
@@ -28,6 +34,7 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
+from urllib.parse import parse_qsl
 
 from prometheus_client import Counter
 from starlette.requests import Request
@@ -35,6 +42,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.limits import MAX_BODY_BYTES, cross_site, is_json
 from app.api.security import KeyRing
+from app.api.streams import EventStream, log_stream, status_stream
 from app.ops.job_views import read_job
 from app.ops.webhooks import check_notify
 from app.schemas.jobs import JobCreate
@@ -45,6 +53,8 @@ PREFIX = SUBMIT_PATH + "/"
 _UUID = re.compile(
     r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
 )
+_POSITION = re.compile(r"^[0-9]{1,19}$")  # the endpoints' `Last-Event-ID` pattern
+MAX_OFFSET = 2**62
 
 
 class FastLane:
@@ -58,7 +68,17 @@ class FastLane:
         self._counter = counter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not scope.get("query_string"):
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "GET"
+            and scope["path"].endswith(_FOLLOWED)
+        ):
+            stream = await self._follow(scope)
+            if stream is not None:
+                self._counter.inc()
+                await stream(scope, receive, send)
+                return
+        elif scope["type"] == "http" and not scope.get("query_string"):
             if scope["method"] == "GET" and scope["path"].startswith(PREFIX):
                 body = await self._answer(scope)
                 if body is not None:
@@ -133,10 +153,55 @@ class FastLane:
             return None
         return job.model_dump_json().encode()
 
+    async def _follow(self, scope: Scope) -> EventStream | None:
+        """The stream of a plain follow, or None when the full application must answer."""
+        path: str = scope["path"]
+        job_id, _, kind = path.removeprefix(PREFIX).partition("/")
+        if not path.startswith(PREFIX) or kind not in ("logs", "events") or not _UUID.match(job_id):
+            return None
+        headers = dict(scope["headers"])
+        start = _follow_start(scope["query_string"], headers, offsets=kind == "logs")
+        if start is None or not self._host_allowed(headers.get(b"host", b"").decode("latin-1")):
+            return None
+        state: Any = scope["app"].state
+        visibility = _caller(state.keyring, headers)
+        if visibility is None:
+            return None
+        try:
+            job = await read_job(state.manager, job_id=_canonical(job_id), visibility=visibility)
+            if kind == "logs":
+                return log_stream(state, job_id=job.id, offset=start, visibility=visibility)
+            return status_stream(state, job_id=job.id, after=start, visibility=visibility)
+        except Exception:  # the full path answers it: 404, 429, 503, or a logged 500
+            return None
+
     def _host_allowed(self, host_header: str) -> bool:
         # The same rule as Starlette's TrustedHostMiddleware.
         host = host_header.split(":")[0]
         return self._any_host or host in self._hosts or host.endswith(self._suffixes)
+
+
+_FOLLOWED = ("/logs", "/events")
+
+
+def _follow_start(query: bytes, headers: dict[bytes, bytes], *, offsets: bool) -> int | None:
+    """Where a plain follow starts (`Last-Event-ID`, else `?offset=` for logs, else 0),
+    or None if the request is not a plain follow."""
+    params = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+    values = dict(params)
+    if len(values) != len(params) or not values.keys() <= (
+        {"follow", "offset"} if offsets else {"follow"}
+    ):
+        return None
+    follow = values.get("follow")
+    if follow not in ("true", "1") and not (
+        follow is None and b"text/event-stream" in headers.get(b"accept", b"")
+    ):
+        return None
+    position = headers.get(b"last-event-id", b"").decode("latin-1") or values.get("offset", "0")
+    if not _POSITION.match(position) or int(position) > MAX_OFFSET:
+        return None
+    return int(position)
 
 
 def _canonical(job_id: str) -> str:

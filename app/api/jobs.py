@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import AbstractContextManager
-from functools import lru_cache
 from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import JSONResponse
-from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import JobDep, JobManagerDep, SettingsDep, SubmitterDep, VisibilityDep
 from app.api.errors import error
-from app.ops.job_views import MAX_WAIT_SECONDS, follow_events, read_job, wait_for_job
-from app.ops.log_stream import FollowerSlots, follow_output
+from app.api.streams import log_stream, status_stream
+from app.ops.job_views import MAX_WAIT_SECONDS, read_job, wait_for_job
 from app.ops.waiting import ChangeHub
 from app.ops.webhooks import check_notify
 from app.schemas.jobs import (
     Job,
     JobCreate,
-    JobEvent,
     JobEventList,
     JobList,
     JobStatus,
@@ -164,39 +159,11 @@ async def get_logs(
     """The run's combined stdout and stderr from a byte offset, or followed live (SSE)."""
     if follow or "text/event-stream" in request.headers.get("accept", ""):
         start = int(last_event_id) if last_event_id is not None else offset
-        followers: FollowerSlots = request.app.state.followers
-        followers.take(visibility.user_id)
-        stream = follow_output(
-            manager,
-            job_id=job.id,
-            offset=start,
-            visibility=visibility,
-            hub=request.app.state.hub,
-            shared=request.app.state.shared_reads,
-        )
-        return EventSourceResponse(_as_events(stream, followers.held(visibility.user_id)), ping=15)
+        return log_stream(request.app.state, job_id=job.id, offset=start, visibility=visibility)
     chunk = await run_in_threadpool(
         manager.read_output, job_id=job.id, offset=offset, limit=limit, visibility=visibility
     )
     return JSONResponse(chunk.model_dump(mode="json"))
-
-
-async def _as_events(
-    stream: AsyncIterator[LogChunk | Job], slot: AbstractContextManager[None]
-) -> AsyncIterator[bytes | ServerSentEvent]:
-    with slot:
-        async for item in stream:
-            if isinstance(item, LogChunk):
-                yield _log_event(item.data, item.next_offset)
-            else:
-                yield ServerSentEvent(item.model_dump_json(), event="end")
-
-
-@lru_cache(maxsize=16)
-def _log_event(data: str, next_offset: int) -> bytes:
-    """One piece of output as an SSE event, encoded once for all the followers that
-    share its read (the same string, so its hash is computed once too)."""
-    return ServerSentEvent(data, event="log", id=str(next_offset)).encode()
 
 
 @router.get(
@@ -219,29 +186,7 @@ async def get_events(
     manager = request.app.state.manager
     job = await read_job(manager, job_id=str(job_id), visibility=visibility)
     if follow or "text/event-stream" in request.headers.get("accept", ""):
-        followers: FollowerSlots = request.app.state.followers
-        followers.take(visibility.user_id)
-        stream = follow_events(
-            manager,
-            request.app.state.hub,
-            job_id=job.id,
-            visibility=visibility,
-            after=int(last_event_id) if last_event_id is not None else 0,
-        )
-        return EventSourceResponse(
-            _as_status_events(stream, followers.held(visibility.user_id)), ping=15
-        )
+        after = int(last_event_id) if last_event_id is not None else 0
+        return status_stream(request.app.state, job_id=job.id, after=after, visibility=visibility)
     events = await run_in_threadpool(manager.list_events, job_id=job.id, visibility=visibility)
     return Response(JobEventList(items=events).model_dump_json(), media_type="application/json")
-
-
-async def _as_status_events(
-    stream: AsyncIterator[tuple[int, JobEvent] | Job], slot: AbstractContextManager[None]
-) -> AsyncIterator[ServerSentEvent]:
-    with slot:
-        async for item in stream:
-            if isinstance(item, Job):
-                yield ServerSentEvent(item.model_dump_json(), event="end")
-            else:
-                event_id, event = item
-                yield ServerSentEvent(event.model_dump_json(), event="status", id=str(event_id))

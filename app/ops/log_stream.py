@@ -1,19 +1,26 @@
 """Follow a job's output as it is written, until the job ends.
 
-A follower sleeps on the process's `ChangeHub` until the runner's next append (or
-the job's end) is announced, and followers at the same offset share one read, so
-a thousand idle followers cost nothing and a thousand busy ones one read per
-append. Without a hub (no broker to hear notices from) it polls every
+A follower first catches up on its own: it reads from its offset (followers at
+the same offset share each read) until a read finds nothing new. Then it joins
+the job's tail (`OutputTails`): one reader per followed job in the process,
+which sleeps on the `ChangeHub` until the runner's next append (or the job's end)
+is announced, reads it once, and hands it to every follower. So a thousand idle
+followers cost nothing, and a thousand busy ones one read and a thousand queue
+puts per append, not a thousand wake-ups that each look for the read to share.
+A follower that falls `MAX_BACKLOG` pieces behind is let go and catches up on its
+own again. Without a hub (no broker to hear notices from) a follower polls every
 `POLL_SECONDS`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from contextlib import contextmanager
 from functools import partial
+from typing import Any
 
 import anyio
 
@@ -21,10 +28,12 @@ from app.core.exceptions import TooManyRequests
 from app.ops.job_views import read_job
 from app.ops.waiting import RECHECK_SECONDS, ChangeHub, SharedReads
 from app.schemas.jobs import Job, LogChunk
-from app.store import JobManager, Visibility
+from app.store import EVERYONE, JobManager, Visibility
 
 POLL_SECONDS = 0.2  # the runner stores output every 0.25 s
 CHUNK_BYTES = 256 * 1024
+MAX_BACKLOG = 64
+_LET_GO = object()  # in a feed: the follower fell behind and must catch up on its own
 
 
 async def follow_output(
@@ -35,7 +44,8 @@ async def follow_output(
     visibility: Visibility,
     hub: ChangeHub | None = None,
     shared: SharedReads | None = None,
-) -> AsyncIterator[LogChunk | Job]:
+    tails: OutputTails | None = None,
+) -> AsyncGenerator[LogChunk | Job, None]:
     """Yield each new piece of output from `offset`, then the terminal job."""
     shared = shared or SharedReads()
     with hub.watch(job_id, output=True) if hub is not None else _no_watch() as watch:
@@ -60,12 +70,104 @@ async def follow_output(
                     partial(read_job, manager, job_id=job_id, visibility=visibility),
                 )
                 return
-            if chunk.next_offset == offset:
-                if watch is None:
-                    await anyio.sleep(POLL_SECONDS)
-                else:
-                    await watch.wait(seen, RECHECK_SECONDS)
-            offset = chunk.next_offset
+            if chunk.next_offset != offset:
+                offset = chunk.next_offset
+                continue
+            if tails is not None:  # caught up: the job's tail takes over from here
+                with tails.joined(job_id, offset) as feed:
+                    while feed is not None and (item := await feed.get()) is not _LET_GO:
+                        if isinstance(item, Exception):
+                            raise item
+                        yield item
+                        if isinstance(item, Job):
+                            return
+                        offset = item.next_offset
+                if feed is not None:
+                    continue
+            if watch is None:
+                await anyio.sleep(POLL_SECONDS)
+            else:
+                await watch.wait(seen, RECHECK_SECONDS)
+
+
+class OutputTails:
+    """The process's readers of followed jobs' output, one per job, each alive while a
+    follower is joined to it."""
+
+    def __init__(self, manager: JobManager, hub: ChangeHub) -> None:
+        self._manager = manager
+        self._hub = hub
+        self._tails: dict[str, _Tail] = {}
+
+    @contextmanager
+    def joined(self, job_id: str, offset: int) -> Iterator[asyncio.Queue[Any] | None]:
+        """The queue of what the job's tail reads from `offset` on, or None if its tail
+        is already past `offset` (the follower catches up first)."""
+        tail = self._tails.get(job_id)
+        if tail is None:
+            tail = self._tails[job_id] = _Tail(self._manager, self._hub, job_id, offset)
+            tail.task.add_done_callback(lambda _: self._forget(tail))
+        if tail.offset != offset:
+            yield None
+            return
+        feed: asyncio.Queue[Any] = asyncio.Queue()
+        tail.feeds.add(feed)
+        try:
+            yield feed
+        finally:
+            tail.feeds.discard(feed)
+            if not tail.feeds:
+                tail.task.cancel()
+                self._forget(tail)
+
+    def _forget(self, tail: _Tail) -> None:
+        if self._tails.get(tail.job_id) is tail:
+            del self._tails[tail.job_id]
+
+
+class _Tail:
+    """Reads one job's output as it is announced and hands each piece to every feed."""
+
+    def __init__(self, manager: JobManager, hub: ChangeHub, job_id: str, offset: int) -> None:
+        self.job_id = job_id
+        self.offset = offset
+        self.feeds: set[asyncio.Queue[Any]] = set()
+        self.task = asyncio.get_running_loop().create_task(self._run(manager, hub))
+
+    async def _run(self, manager: JobManager, hub: ChangeHub) -> None:
+        try:
+            with hub.watch(self.job_id, output=True) as watch:
+                while True:
+                    seen = watch.seen
+                    chunk: LogChunk = await anyio.to_thread.run_sync(
+                        partial(
+                            manager.read_output,
+                            job_id=self.job_id,
+                            offset=self.offset,
+                            limit=CHUNK_BYTES,
+                            visibility=EVERYONE,  # each follower was let in by its own read
+                        )
+                    )
+                    if chunk.data:
+                        self._hand_out(chunk)
+                    if chunk.complete:
+                        self._hand_out(
+                            await read_job(manager, job_id=self.job_id, visibility=EVERYONE)
+                        )
+                        return
+                    if chunk.next_offset == self.offset:
+                        await watch.wait(seen, RECHECK_SECONDS)
+                    self.offset = chunk.next_offset
+        except Exception as exc:  # each follower raises it, as its own read would have
+            self._hand_out(exc)
+
+    def _hand_out(self, item: LogChunk | Job | Exception) -> None:
+        for feed in list(self.feeds):
+            if feed.qsize() >= MAX_BACKLOG:
+                self.feeds.discard(feed)
+                feed.put_nowait(_LET_GO)
+            else:
+                feed.put_nowait(item)
 
 
 @contextmanager
@@ -95,11 +197,3 @@ class FollowerSlots:
     def give_back(self, user: str | None) -> None:
         with self._lock:
             self._taken[user] -= 1
-
-    @contextmanager
-    def held(self, user: str | None) -> Iterator[None]:
-        """Release the slot taken for `user` when the block ends."""
-        try:
-            yield
-        finally:
-            self.give_back(user)

@@ -59,7 +59,8 @@ class Watch:
         if not self._hub.connected:
             timeout = min(timeout, POLL_SECONDS)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._signal.event.wait(), timeout)
+            async with asyncio.timeout(timeout):  # no task of its own, unlike wait_for
+                await self._signal.event.wait()
 
 
 class ChangeHub:

@@ -167,12 +167,17 @@ class FastLane:
         visibility = _caller(state.keyring, headers)
         if visibility is None:
             return None
+        arrived = await state.followers.arrive()  # a burst of followers takes turns
         try:
             job = await read_job(state.manager, job_id=_canonical(job_id), visibility=visibility)
             if kind == "logs":
-                return log_stream(state, job_id=job.id, offset=start, visibility=visibility)
+                return log_stream(
+                    state, job_id=job.id, offset=start, visibility=visibility, arrived=arrived
+                )
+            arrived()
             return status_stream(state, job_id=job.id, after=start, visibility=visibility)
         except Exception:  # the full path answers it: 404, 429, 503, or a logged 500
+            arrived()
             return None
 
     def _host_allowed(self, host_header: str) -> bool:

@@ -135,8 +135,16 @@ class _Streams:
 _streams = _Streams()
 
 
-def log_stream(state: Any, *, job_id: str, offset: int, visibility: Visibility) -> EventStream:
-    """Follow a job's output from `offset` (`TooManyRequests` past the user's slots)."""
+def log_stream(
+    state: Any,
+    *,
+    job_id: str,
+    offset: int,
+    visibility: Visibility,
+    arrived: Callable[[], None] = lambda: None,
+) -> EventStream:
+    """Follow a job's output from `offset` (`TooManyRequests` past the user's slots);
+    `arrived` is called once the follower has caught up, or its stream has ended."""
     followers: FollowerSlots = state.followers
     followers.take(visibility.user_id)
     stream = follow_output(
@@ -147,8 +155,14 @@ def log_stream(state: Any, *, job_id: str, offset: int, visibility: Visibility) 
         hub=state.hub,
         shared=state.shared_reads,
         tails=state.tails,
+        caught_up=arrived,
     )
-    return EventStream(_log_events(stream), partial(followers.give_back, visibility.user_id))
+
+    def release() -> None:
+        followers.give_back(visibility.user_id)
+        arrived()
+
+    return EventStream(_log_events(stream), release)
 
 
 def status_stream(state: Any, *, job_id: str, after: int, visibility: Visibility) -> EventStream:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import Counter
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from typing import Any
@@ -31,8 +31,10 @@ from app.schemas.jobs import Job, LogChunk
 from app.store import EVERYONE, JobManager, Visibility
 
 POLL_SECONDS = 0.2  # the runner stores output every 0.25 s
+ARRIVING_AT_ONCE = 16
 CHUNK_BYTES = 256 * 1024
 MAX_BACKLOG = 64
+HAND_OUT_SLICE = 64
 _LET_GO = object()  # in a feed: the follower fell behind and must catch up on its own
 
 
@@ -45,8 +47,10 @@ async def follow_output(
     hub: ChangeHub | None = None,
     shared: SharedReads | None = None,
     tails: OutputTails | None = None,
+    caught_up: Callable[[], None] = lambda: None,
 ) -> AsyncGenerator[LogChunk | Job, None]:
-    """Yield each new piece of output from `offset`, then the terminal job."""
+    """Yield each new piece of output from `offset`, then the terminal job; call
+    `caught_up` once there is nothing new to read (it may be called again)."""
     shared = shared or SharedReads()
     with hub.watch(job_id, output=True) if hub is not None else _no_watch() as watch:
         while True:
@@ -73,6 +77,7 @@ async def follow_output(
             if chunk.next_offset != offset:
                 offset = chunk.next_offset
                 continue
+            caught_up()
             if tails is not None:  # caught up: the job's tail takes over from here
                 with tails.joined(job_id, offset) as feed:
                     while feed is not None and (item := await feed.get()) is not _LET_GO:
@@ -148,26 +153,36 @@ class _Tail:
                             visibility=EVERYONE,  # each follower was let in by its own read
                         )
                     )
-                    if chunk.data:
-                        self._hand_out(chunk)
-                    if chunk.complete:
-                        self._hand_out(
-                            await read_job(manager, job_id=self.job_id, visibility=EVERYONE)
-                        )
-                        return
-                    if chunk.next_offset == self.offset:
-                        await watch.wait(seen, RECHECK_SECONDS)
+                    moved = chunk.next_offset != self.offset
+                    # Moved first: a follower joining while this is handed out has it.
                     self.offset = chunk.next_offset
+                    if chunk.data:
+                        await self._hand_out(chunk)
+                    if chunk.complete:
+                        job = await read_job(manager, job_id=self.job_id, visibility=EVERYONE)
+                        await self._hand_out(job)
+                        return
+                    if not moved:
+                        await watch.wait(seen, RECHECK_SECONDS)
         except Exception as exc:  # each follower raises it, as its own read would have
-            self._hand_out(exc)
+            await self._hand_out(exc)
 
-    def _hand_out(self, item: LogChunk | Job | Exception) -> None:
-        for feed in list(self.feeds):
-            if feed.qsize() >= MAX_BACKLOG:
-                self.feeds.discard(feed)
-                feed.put_nowait(_LET_GO)
-            else:
-                feed.put_nowait(item)
+    async def _hand_out(self, item: LogChunk | Job | Exception) -> None:
+        """Queue `item` for every feed, `HAND_OUT_SLICE` at a time: the followers woken
+        by one slice send before the next is woken, and other requests get turns
+        between slices."""
+        feeds = list(self.feeds)
+        for start in range(0, len(feeds), HAND_OUT_SLICE):
+            if start:
+                await asyncio.sleep(0)
+            for feed in feeds[start : start + HAND_OUT_SLICE]:
+                if feed not in self.feeds:  # its follower left meanwhile
+                    continue
+                if feed.qsize() >= MAX_BACKLOG:
+                    self.feeds.discard(feed)
+                    feed.put_nowait(_LET_GO)
+                else:
+                    feed.put_nowait(item)
 
 
 @contextmanager
@@ -177,12 +192,30 @@ def _no_watch() -> Iterator[None]:
 
 class FollowerSlots:
     """At most `per_user` live followers per user in this process: each holds a
-    connection, so one caller cannot exhaust them."""
+    connection, so one caller cannot exhaust them. And at most `ARRIVING_AT_ONCE`
+    followers being set up (read, caught up) at a time: a thousand arriving at once
+    would otherwise each run its setup before any other request in the process had
+    its turn."""
 
     def __init__(self, per_user: int) -> None:
         self._per_user = per_user
         self._taken: Counter[str | None] = Counter()
         self._lock = threading.Lock()
+        self._arriving = asyncio.Semaphore(ARRIVING_AT_ONCE)
+
+    async def arrive(self) -> Callable[[], None]:
+        """Wait for a turn to set a follower up; call the result (once or more) when it
+        is set up or has failed."""
+        await self._arriving.acquire()
+        arrived = False
+
+        def done() -> None:
+            nonlocal arrived
+            if not arrived:
+                arrived = True
+                self._arriving.release()
+
+        return done
 
     def take(self, user: str | None) -> None:
         """Take a slot, or raise `TooManyRequests`."""

@@ -109,7 +109,7 @@ class OutputTails:
         """The queue of what the job's tail reads from `offset` on, or None if its tail
         is already past `offset` (the follower catches up first)."""
         tail = self._tails.get(job_id)
-        if tail is None:
+        if tail is None or tail.task.done():  # done: forgotten at the loop's next turn
             tail = self._tails[job_id] = _Tail(self._manager, self._hub, job_id, offset)
             tail.task.add_done_callback(lambda _: self._forget(tail))
         if tail.offset != offset:

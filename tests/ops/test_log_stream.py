@@ -35,10 +35,13 @@ class _Run:
         self.hub = ChangeHub()
         self.hub.reconnected()  # as if subscribed: followers sleep until a notice
         self.reads = 0
+        self.failing = False
         read_output = manager.read_output
 
         def counted(**kwargs: Any) -> LogChunk:
             self.reads += 1
+            if self.failing:
+                raise OSError("disk I/O error")
             return read_output(**kwargs)
 
         manager.read_output = counted  # type: ignore[method-assign]
@@ -177,3 +180,28 @@ def test_the_tail_stops_when_its_last_follower_leaves(manager: JobManager) -> No
         assert run.tails._tails == {} and run.hub.watchers == 0
 
     asyncio.run(scenario())
+
+
+def test_a_failed_read_reaches_every_follower_and_the_next_one_gets_a_new_tail(
+    manager: JobManager,
+) -> None:
+    run = _Run(manager)
+
+    async def scenario() -> tuple[list[Any], tuple[str, list[Job]]]:
+        await run.write("hello\n")
+        followers = [asyncio.create_task(_collect(run.follow())) for _ in range(3)]
+        await _until(lambda: sum(len(t.feeds) for t in run.tails._tails.values()) == 3)
+        run.failing = True
+        await run.write("lost to the reader\n")
+        failed = await asyncio.gather(*followers, return_exceptions=True)
+        run.failing = False
+        late = asyncio.create_task(_collect(run.follow()))
+        await _until(lambda: sum(len(t.feeds) for t in run.tails._tails.values()) == 1)
+        await run.write("after\n")
+        await run.finish()
+        return failed, await late
+
+    failed, (text, ends) = asyncio.run(scenario())
+    assert all(isinstance(result, OSError) for result in failed)
+    assert text == "hello\nlost to the reader\nafter\n"
+    assert len(ends) == 1

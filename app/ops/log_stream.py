@@ -34,7 +34,7 @@ POLL_SECONDS = 0.2  # the runner stores output every 0.25 s
 ARRIVING_AT_ONCE = 16
 CHUNK_BYTES = 256 * 1024
 MAX_BACKLOG = 64
-HAND_OUT_SLICE = 64
+HAND_OUT_SLICE = 16
 _LET_GO = object()  # in a feed: the follower fell behind and must catch up on its own
 
 

@@ -50,8 +50,8 @@ from app.store import Visibility
 
 SUBMIT_PATH = "/api/v1/jobs"
 PREFIX = SUBMIT_PATH + "/"
-_UUID = re.compile(
-    r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
+_UUID = re.compile(  # hyphenated as usual, or 32 digits: both forms FastAPI's UUID takes
+    r"^(?:[0-9a-fA-F]{32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
 )
 _POSITION = re.compile(r"^[0-9]{1,19}$")  # the endpoints' `Last-Event-ID` pattern
 MAX_OFFSET = 2**62
@@ -138,7 +138,7 @@ class FastLane:
     async def _answer(self, scope: Scope) -> bytes | None:
         """The job's JSON, or None when the full application must answer."""
         job_id = scope["path"][len(PREFIX) :]
-        if not _UUID.match(job_id):
+        if not _UUID.fullmatch(job_id):
             return None
         headers = dict(scope["headers"])
         if not self._host_allowed(headers.get(b"host", b"").decode("latin-1")):
@@ -157,9 +157,15 @@ class FastLane:
         """The stream of a plain follow, or None when the full application must answer."""
         path: str = scope["path"]
         job_id, _, kind = path.removeprefix(PREFIX).partition("/")
-        if not path.startswith(PREFIX) or kind not in ("logs", "events") or not _UUID.match(job_id):
+        if (
+            not path.startswith(PREFIX)
+            or kind not in ("logs", "events")
+            or not _UUID.fullmatch(job_id)
+        ):
             return None
         headers = dict(scope["headers"])
+        if len(headers) != len(scope["headers"]):  # a repeated header: Starlette reads the first
+            return None
         start = _follow_start(scope["query_string"], headers, offsets=kind == "logs")
         if start is None or not self._host_allowed(headers.get(b"host", b"").decode("latin-1")):
             return None
@@ -179,6 +185,9 @@ class FastLane:
         except Exception:  # the full path answers it: 404, 429, 503, or a logged 500
             arrived()
             return None
+        except BaseException:
+            arrived()
+            raise
 
     def _host_allowed(self, host_header: str) -> bool:
         # The same rule as Starlette's TrustedHostMiddleware.
@@ -203,10 +212,13 @@ def _follow_start(query: bytes, headers: dict[bytes, bytes], *, offsets: bool) -
         follow is None and b"text/event-stream" in headers.get(b"accept", b"")
     ):
         return None
-    position = headers.get(b"last-event-id", b"").decode("latin-1") or values.get("offset", "0")
-    if not _POSITION.match(position) or int(position) > MAX_OFFSET:
+    offset = values.get("offset", "0")
+    if not _POSITION.fullmatch(offset) or int(offset) > MAX_OFFSET:
         return None
-    return int(position)
+    last_event_id = headers.get(b"last-event-id")
+    if last_event_id is None:
+        return int(offset)
+    return int(last_event_id) if _POSITION.fullmatch(last_event_id.decode("latin-1")) else None
 
 
 def _canonical(job_id: str) -> str:

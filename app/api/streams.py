@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+import signal
+from collections.abc import AsyncGenerator, Callable
 from functools import lru_cache, partial
 from typing import Any
 
@@ -45,6 +46,7 @@ class EventStream(StreamingResponse):
         self._send: Send | None = None
         self._task: asyncio.Task[Any] | None = None
         self._stopped = False
+        self.busy = False  # a send (an event's or a ping's) is under way
         self.idle_since = 0.0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -54,8 +56,10 @@ class EventStream(StreamingResponse):
                 await self._stream(receive, send)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
-            await self._events.aclose()
-            self._release()
+            try:
+                await self._events.aclose()
+            finally:
+                self._release()
 
     async def _stream(self, receive: Receive, send: Send) -> None:
         loop = asyncio.get_running_loop()
@@ -66,12 +70,14 @@ class EventStream(StreamingResponse):
         _streams.add(self)
         try:
             async for event in self._events:
+                self.busy = True
                 await send({"type": "http.response.body", "body": event, "more_body": True})
+                self.busy = False
                 self.idle_since = loop.time()
         except asyncio.CancelledError:
-            if not self._stopped or self._task is None:
+            # Ours (the client left, the server exits) is absorbed; any other goes on.
+            if not self._stopped or self._task is None or self._task.uncancel() > 0:
                 raise
-            self._task.uncancel()
         finally:
             self._task = None  # no stop lands past this point
             _streams.discard(self)
@@ -90,11 +96,16 @@ class EventStream(StreamingResponse):
             self._task.cancel()
 
     async def ping(self) -> None:
+        """Send a keep-alive comment (the keeper calls it only while no send is under way)."""
         if self._send is None or self._task is None:
             return
-        with contextlib.suppress(RuntimeError):  # the stream ended while the ping waited
-            await self._send(_PING)
-        self.idle_since = asyncio.get_running_loop().time()
+        self.busy = True
+        try:
+            with contextlib.suppress(RuntimeError):  # the stream ended while the ping waited
+                await self._send(_PING)
+        finally:
+            self.busy = False
+            self.idle_since = asyncio.get_running_loop().time()
 
 
 _PING: Message = {"type": "http.response.body", "body": b": ping\r\n\r\n", "more_body": True}
@@ -110,8 +121,9 @@ class _Streams:
 
     def add(self, stream: EventStream) -> None:
         self._open.add(stream)
-        if self._keeper is None or self._keeper.done():
-            self._keeper = asyncio.get_running_loop().create_task(self._keep())
+        loop = asyncio.get_running_loop()
+        if self._keeper is None or self._keeper.done() or self._keeper.get_loop() is not loop:
+            self._keeper = loop.create_task(self._keep())
 
     def discard(self, stream: EventStream) -> None:
         self._open.discard(stream)
@@ -120,16 +132,25 @@ class _Streams:
         loop = asyncio.get_running_loop()
         while self._open:
             await asyncio.sleep(EXIT_CHECK_SECONDS)
-            if AppStatus.should_exit:
+            if _exiting():
                 for stream in list(self._open):
                     stream.stop()
                 continue
             quiet_since = loop.time() - PING_SECONDS
-            for stream in [s for s in self._open if s.idle_since <= quiet_since]:
-                stream.idle_since = loop.time()
+            for stream in [s for s in self._open if s.idle_since <= quiet_since and not s.busy]:
                 ping = loop.create_task(stream.ping())  # a slow client holds up no other
                 self._pings.add(ping)
                 ping.add_done_callback(self._pings.discard)
+
+
+def _exiting() -> bool:
+    """Whether uvicorn was asked to exit: sse-starlette's flag, set by its patch of
+    uvicorn's exit handler, or (where the handlers were installed before that patch,
+    as in `uvicorn --workers` children) the server behind the SIGTERM handler."""
+    if AppStatus.should_exit:
+        return True
+    server = getattr(signal.getsignal(signal.SIGTERM), "__self__", None)
+    return bool(getattr(server, "should_exit", False))
 
 
 _streams = _Streams()
@@ -175,24 +196,26 @@ def status_stream(state: Any, *, job_id: str, after: int, visibility: Visibility
     return EventStream(_status_events(stream), partial(followers.give_back, visibility.user_id))
 
 
-async def _log_events(stream: AsyncIterator[LogChunk | Job]) -> AsyncGenerator[bytes, None]:
-    async for item in stream:
-        if isinstance(item, LogChunk):
-            yield _log_event(item.data, item.next_offset)
-        else:
-            yield _end_event(item)
+async def _log_events(stream: AsyncGenerator[LogChunk | Job, None]) -> AsyncGenerator[bytes, None]:
+    async with contextlib.aclosing(stream):  # its feed and watch go with the response
+        async for item in stream:
+            if isinstance(item, LogChunk):
+                yield _log_event(item.data, item.next_offset)
+            else:
+                yield _end_event(item)
 
 
 async def _status_events(
-    stream: AsyncIterator[tuple[int, JobEvent] | Job],
+    stream: AsyncGenerator[tuple[int, JobEvent] | Job, None],
 ) -> AsyncGenerator[bytes, None]:
-    async for item in stream:
-        if isinstance(item, Job):
-            yield _end_event(item)
-        else:
-            event_id, event = item
-            encoded = ServerSentEvent(event.model_dump_json(), event="status", id=str(event_id))
-            yield encoded.encode()
+    async with contextlib.aclosing(stream):
+        async for item in stream:
+            if isinstance(item, Job):
+                yield _end_event(item)
+            else:
+                event_id, event = item
+                encoded = ServerSentEvent(event.model_dump_json(), event="status", id=str(event_id))
+                yield encoded.encode()
 
 
 @lru_cache(maxsize=16)

@@ -8,7 +8,7 @@ on the process's `ChangeHub` between reads, never on a timer of their own.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from functools import partial
 
 import anyio
@@ -66,7 +66,7 @@ async def wait_for_job(
 
 async def follow_events(
     manager: JobManager, hub: ChangeHub, *, job_id: str, visibility: Visibility, after: int = 0
-) -> AsyncIterator[tuple[int, JobEvent] | Job]:
+) -> AsyncGenerator[tuple[int, JobEvent] | Job, None]:
     """Each event past `after` (with its id) as it is recorded, then the terminal job."""
     ended = False  # the job was seen terminal with no event left to send
     with hub.watch(job_id) as watch:

@@ -50,7 +50,7 @@ async def follow_output(
     caught_up: Callable[[], None] = lambda: None,
 ) -> AsyncGenerator[LogChunk | Job, None]:
     """Yield each new piece of output from `offset`, then the terminal job; call
-    `caught_up` once there is nothing new to read (it may be called again)."""
+    `caught_up` after each read (only the first call counts)."""
     shared = shared or SharedReads()
     with hub.watch(job_id, output=True) if hub is not None else _no_watch() as watch:
         while True:
@@ -66,6 +66,7 @@ async def follow_output(
                 ("output", job_id, offset, visibility, seen),
                 partial(anyio.to_thread.run_sync, read),
             )
+            caught_up()  # what is left is sending, which a slow client may hold up
             if chunk.data:
                 yield chunk
             if chunk.complete:
@@ -77,12 +78,9 @@ async def follow_output(
             if chunk.next_offset != offset:
                 offset = chunk.next_offset
                 continue
-            caught_up()
             if tails is not None:  # caught up: the job's tail takes over from here
                 with tails.joined(job_id, offset) as feed:
                     while feed is not None and (item := await feed.get()) is not _LET_GO:
-                        if isinstance(item, Exception):
-                            raise item
                         yield item
                         if isinstance(item, Job):
                             return
@@ -109,7 +107,7 @@ class OutputTails:
         """The queue of what the job's tail reads from `offset` on, or None if its tail
         is already past `offset` (the follower catches up first)."""
         tail = self._tails.get(job_id)
-        if tail is None or tail.task.done():  # done: forgotten at the loop's next turn
+        if tail is None or tail.ended:
             tail = self._tails[job_id] = _Tail(self._manager, self._hub, job_id, offset)
             tail.task.add_done_callback(lambda _: self._forget(tail))
         if tail.offset != offset:
@@ -137,6 +135,7 @@ class _Tail:
         self.job_id = job_id
         self.offset = offset
         self.feeds: set[asyncio.Queue[Any]] = set()
+        self.ended = False  # handing out its last item: a follower joining now gets a new tail
         self.task = asyncio.get_running_loop().create_task(self._run(manager, hub))
 
     async def _run(self, manager: JobManager, hub: ChangeHub) -> None:
@@ -160,14 +159,18 @@ class _Tail:
                         await self._hand_out(chunk)
                     if chunk.complete:
                         job = await read_job(manager, job_id=self.job_id, visibility=EVERYONE)
+                        self.ended = True
                         await self._hand_out(job)
                         return
                     if not moved:
                         await watch.wait(seen, RECHECK_SECONDS)
-        except Exception as exc:  # each follower raises it, as its own read would have
-            await self._hand_out(exc)
+        except Exception:  # every follower reads on its own again, and meets it there
+            self.ended = True
+            await self._hand_out(_LET_GO)
+        finally:
+            self.ended = True
 
-    async def _hand_out(self, item: LogChunk | Job | Exception) -> None:
+    async def _hand_out(self, item: object) -> None:
         """Queue `item` for every feed, `HAND_OUT_SLICE` at a time: the followers woken
         by one slice send before the next is woken, and other requests get turns
         between slices."""
@@ -178,7 +181,7 @@ class _Tail:
             for feed in feeds[start : start + HAND_OUT_SLICE]:
                 if feed not in self.feeds:  # its follower left meanwhile
                     continue
-                if feed.qsize() >= MAX_BACKLOG:
+                if item is not _LET_GO and feed.qsize() >= MAX_BACKLOG:
                     self.feeds.discard(feed)
                     feed.put_nowait(_LET_GO)
                 else:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Iterator
+from functools import partial
 from typing import Any, TypeVar
 
 RECHECK_SECONDS = 30.0
@@ -117,23 +118,23 @@ class ChangeHub:
 
 class SharedReads:
     """Single-flight reads: callers asking for the same key, after the same notice,
-    share one call."""
+    share one call. The call runs as a task of its own, so a caller that leaves (its
+    client gone) does not cancel it for the others."""
 
     def __init__(self) -> None:
-        self._flights: dict[Any, asyncio.Future[Any]] = {}
+        self._flights: dict[Any, asyncio.Task[Any]] = {}
 
     async def read(self, key: Any, call: Callable[[], Awaitable[T]]) -> T:
         flight = self._flights.get(key)
         if flight is None:
-            flight = asyncio.get_running_loop().create_future()
+            flight = asyncio.ensure_future(call())
             self._flights[key] = flight
-            try:
-                flight.set_result(await call())
-            except BaseException as exc:
-                flight.set_exception(exc)
-                flight.exception()  # retrieved here, so a flight nobody joined logs nothing
-                raise
-            finally:
-                self._flights.pop(key, None)
+            flight.add_done_callback(partial(self._landed, key))
         result: T = await asyncio.shield(flight)
         return result
+
+    def _landed(self, key: Any, flight: asyncio.Task[Any]) -> None:
+        if self._flights.get(key) is flight:
+            del self._flights[key]
+        if not flight.cancelled():
+            flight.exception()  # retrieved here, so a flight its callers left logs nothing

@@ -3,11 +3,17 @@ and both answer alike."""
 
 from __future__ import annotations
 
+import pytest
 from fastapi import FastAPI
 
+from app.schemas.jobs import JobStatus
+from app.store import RunOutcome, RunProgress
 from tests.utils.asgi import TestClient
 
 JOBS = "/api/v1/jobs"
+DONE = RunOutcome(
+    status=JobStatus.completed, exit_code=0, execution_time=0.1, error_message=None, results={}
+)
 
 
 def _fast(app: FastAPI) -> float:
@@ -80,3 +86,56 @@ def test_a_pending_job_is_read_by_the_fast_lane_as_the_endpoint_reads_it(
         assert fast.json()["status"] == "pending"
     assert client.get(f"{JOBS}/{waiting['id']}").json()["position"] == 1
     assert client.get(f"{JOBS}/{published['id']}").json()["waiting_reason"] is None
+
+
+def _finished_job_with_output(app: FastAPI, client: TestClient) -> str:
+    job = client.post(JOBS, json={"pipeline_name": "arithmetic"}).json()
+    manager = app.state.manager
+    claim = manager.claim_job(job_id=job["id"], worker="w")
+    manager.append_output(
+        job_id=job["id"],
+        attempt=claim.attempt,
+        offset=0,
+        data=b"one\ntwo\n",
+        progress=RunProgress(),
+    )
+    manager.finish_job(job_id=job["id"], attempt=claim.attempt, outcome=DONE)
+    return str(job["id"])
+
+
+def test_a_plain_follow_is_streamed_by_the_fast_lane_as_the_endpoint_would(
+    app: FastAPI, client: TestClient
+) -> None:
+    job_id = _finished_job_with_output(app, client)
+    url = f"{JOBS}/{job_id}/logs"
+    before = _fast(app)
+    fast = client.get(url, params={"follow": "true"})
+    assert _fast(app) == before + 1
+    full = client.get(url, params={"follow": "yes"})  # a spelling the lane leaves to FastAPI
+    assert _fast(app) == before + 1
+    assert fast.status_code == full.status_code == 200
+    assert fast.headers["content-type"] == full.headers["content-type"]
+    assert fast.headers["content-type"].startswith("text/event-stream")
+    assert fast.text == full.text
+    assert "data: one" in fast.text and "event: end" in fast.text
+    resumed = client.get(url, params={"follow": "true"}, headers={"Last-Event-ID": "4"})
+    assert "data: one" not in resumed.text and "data: two" in resumed.text
+
+
+@pytest.mark.parametrize(
+    ("params", "headers"),
+    [
+        ({"follow": "true", "offset": "abc"}, {"Last-Event-ID": "4"}),
+        ({"follow": "true", "offset": str(2**62 + 1)}, {}),
+        ({"follow": "true"}, {"Last-Event-ID": ""}),
+        ({"follow": "true"}, {"Last-Event-ID": "4\n"}),
+    ],
+)
+def test_a_follow_the_endpoint_refuses_is_refused_alike(
+    app: FastAPI, client: TestClient, params: dict[str, str], headers: dict[str, str]
+) -> None:
+    job_id = _finished_job_with_output(app, client)
+    before = _fast(app)
+    response = client.get(f"{JOBS}/{job_id}/logs", params=params, headers=headers)
+    assert response.status_code == 422, response.text
+    assert _fast(app) == before

@@ -205,3 +205,30 @@ def test_a_failed_read_reaches_every_follower_and_the_next_one_gets_a_new_tail(
     assert all(isinstance(result, OSError) for result in failed)
     assert text == "hello\nlost to the reader\nafter\n"
     assert len(ends) == 1
+
+
+def test_a_followers_setup_turn_ends_with_its_first_read_not_its_first_send(
+    manager: JobManager,
+) -> None:
+    """A client that stops reading must not keep the turn other followers wait for."""
+    run = _Run(manager)
+    turns = []
+
+    async def scenario() -> None:
+        await run.write("hello\n")
+        stream = follow_output(
+            run.manager,
+            job_id=run.job_id,
+            offset=0,
+            visibility=EVERYONE,
+            hub=run.hub,
+            shared=run.shared,
+            tails=run.tails,
+            caught_up=lambda: turns.append("given back"),
+        )
+        first = await anext(stream)  # suspended at this yield: the client's send blocks
+        assert isinstance(first, LogChunk) and first.data == "hello\n"
+        assert turns  # given back before the piece is handed to the sender
+        await stream.aclose()
+
+    asyncio.run(scenario())

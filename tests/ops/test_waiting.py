@@ -97,3 +97,21 @@ def test_followers_at_one_offset_share_one_read() -> None:
 
     assert asyncio.run(scenario()) == [7] * 50
     assert calls == 1
+
+
+def test_a_shared_read_answers_the_others_when_its_first_caller_leaves() -> None:
+    async def read() -> int:
+        await asyncio.sleep(0.05)
+        return 7
+
+    async def scenario() -> list[Any]:
+        shared = SharedReads()
+        first = asyncio.create_task(shared.read("key", read))
+        others = [asyncio.create_task(shared.read("key", read)) for _ in range(3)]
+        await asyncio.sleep(0.01)
+        first.cancel()  # its client went away
+        return await asyncio.gather(first, *others, return_exceptions=True)
+
+    first, *others = asyncio.run(scenario())
+    assert isinstance(first, asyncio.CancelledError)
+    assert others == [7, 7, 7]

@@ -253,12 +253,16 @@ def test_racing_processes_never_run_more_than_the_limit_per_key(
     for key, admitted_at, completed_at in rows:
         assert admitted_at <= completed_at
         moments.setdefault(key, []).extend([(admitted_at, 1), (completed_at, -1)])
+    peaks = {}
     for key, points in moments.items():
         occupied = peak = 0
         for _, change in sorted(points, key=lambda point: (point[0], point[1])):
             occupied += change
             peak = max(peak, occupied)
-        assert peak == 2, f"{key}: {peak} at once"
+        peaks[key] = peak
+    assert max(peaks.values()) <= 2, peaks
+    # The limit is used, not just kept (each key reaching it depends on the machine's load).
+    assert 2 in peaks.values(), peaks
 
 
 @pytest.fixture

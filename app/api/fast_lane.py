@@ -14,10 +14,11 @@ every refusal keeps its one implementation:
   admission, if it does).
 - Following a job's output or transitions (`/logs` or `/events` with `?follow=true`
   or `Accept: text/event-stream`): no other query parameter than `offset` (logs), a
-  well-formed `Last-Event-ID` if any, an allowed `Host`, no key needed or a valid
-  key, the job found and the caller's, and a follower slot free. The stream is the
-  endpoint's (`app.api.streams`); a thousand followers arriving at once cost a
-  fraction of what routing each would.
+  well-formed `Last-Event-ID` if any, no repeated header, an allowed `Host`, no key
+  needed or a valid key, the job found and the caller's, and a follower slot free.
+  The stream is the endpoint's (`app.api.streams`); a thousand followers arriving
+  at once cost a fraction of what routing each would, and take turns for their
+  first reads (`FollowerSlots.arrive`).
 - POST: no query string, an allowed `Host`, no key needed or a valid key, a JSON
   body of a declared length within the cap, not cross-site, no `Idempotency-Key`,
   and a body that validates. The submit is the endpoint's, awaited without a thread

@@ -165,7 +165,7 @@ def log_stream(
     arrived: Callable[[], None] = lambda: None,
 ) -> EventStream:
     """Follow a job's output from `offset` (`TooManyRequests` past the user's slots);
-    `arrived` is called once the follower has caught up, or its stream has ended."""
+    `arrived` is called after the follower's first read, or when its stream ends."""
     followers: FollowerSlots = state.followers
     followers.take(visibility.user_id)
     stream = follow_output(

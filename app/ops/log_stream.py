@@ -35,7 +35,7 @@ ARRIVING_AT_ONCE = 16
 CHUNK_BYTES = 256 * 1024
 MAX_BACKLOG = 64
 HAND_OUT_SLICE = 16
-_LET_GO = object()  # in a feed: the follower fell behind and must catch up on its own
+_LET_GO = object()  # in a feed: the follower (behind, or its tail failed) reads on its own
 
 
 async def follow_output(
@@ -55,16 +55,9 @@ async def follow_output(
     with hub.watch(job_id, output=True) if hub is not None else _no_watch() as watch:
         while True:
             seen = watch.seen if watch is not None else 0
-            read = partial(
-                manager.read_output,
-                job_id=job_id,
-                offset=offset,
-                limit=CHUNK_BYTES,
-                visibility=visibility,
-            )
             chunk = await shared.read(
                 ("output", job_id, offset, visibility, seen),
-                partial(anyio.to_thread.run_sync, read),
+                partial(_read_output, manager, job_id, offset, visibility),
             )
             caught_up()  # what is left is sending, which a slow client may hold up
             if chunk.data:
@@ -91,6 +84,17 @@ async def follow_output(
                 await anyio.sleep(POLL_SECONDS)
             else:
                 await watch.wait(seen, RECHECK_SECONDS)
+
+
+async def _read_output(
+    manager: JobManager, job_id: str, offset: int, visibility: Visibility
+) -> LogChunk:
+    """The next piece of output from `offset`, read on a worker thread."""
+    read = partial(
+        manager.read_output, job_id=job_id, offset=offset, limit=CHUNK_BYTES, visibility=visibility
+    )
+    chunk: LogChunk = await anyio.to_thread.run_sync(read)
+    return chunk
 
 
 class OutputTails:
@@ -143,15 +147,8 @@ class _Tail:
             with hub.watch(self.job_id, output=True) as watch:
                 while True:
                     seen = watch.seen
-                    chunk: LogChunk = await anyio.to_thread.run_sync(
-                        partial(
-                            manager.read_output,
-                            job_id=self.job_id,
-                            offset=self.offset,
-                            limit=CHUNK_BYTES,
-                            visibility=EVERYONE,  # each follower was let in by its own read
-                        )
-                    )
+                    # EVERYONE: each follower was let in by its own read.
+                    chunk = await _read_output(manager, self.job_id, self.offset, EVERYONE)
                     moved = chunk.next_offset != self.offset
                     # Moved first: a follower joining while this is handed out has it.
                     self.offset = chunk.next_offset
@@ -196,9 +193,9 @@ def _no_watch() -> Iterator[None]:
 class FollowerSlots:
     """At most `per_user` live followers per user in this process: each holds a
     connection, so one caller cannot exhaust them. And at most `ARRIVING_AT_ONCE`
-    followers being set up (read, caught up) at a time: a thousand arriving at once
-    would otherwise each run its setup before any other request in the process had
-    its turn."""
+    followers being set up (the job's read, the first read of its output) at a time: a
+    thousand arriving at once would otherwise each run its setup before any other
+    request in the process had its turn."""
 
     def __init__(self, per_user: int) -> None:
         self._per_user = per_user

@@ -1,7 +1,8 @@
 """One logging setup for the API and the worker.
 
 `LOG_FORMAT=json` writes one JSON object per line. A record about a job carries
-its id: from `extra={"job_id": ...}`, or from `job_context` around a task.
+its id: from `extra={"job_id": ...}`, or from `job_context` around a task; a record
+about several jobs (a group of submits) carries `job_ids`.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ class _CredentialFilter(logging.Filter):
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per record: time, level, logger, message, job_id, exception."""
+    """One JSON object per record: time, level, logger, message, job_id or job_ids,
+    exception."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -65,6 +67,9 @@ class JsonFormatter(logging.Formatter):
         job_id = getattr(record, "job_id", None)
         if job_id:
             entry["job_id"] = job_id
+        job_ids = getattr(record, "job_ids", None)
+        if job_ids:
+            entry["job_ids"] = job_ids
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)

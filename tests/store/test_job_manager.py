@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import logging
 import random
 import threading
 import uuid
@@ -20,10 +21,12 @@ from sqlalchemy import Engine, func, select, update
 
 from app.core.config import Settings
 from app.core.exceptions import InvalidCursor, JobConflict, JobNotFound
+from app.core.logs import JsonFormatter
 from app.schemas.jobs import JobCreate, JobStatus, LogChunk
 from app.services import build_core
 from app.store import (
     JobManager,
+    NewJob,
     OutputBatch,
     RunProgress,
     utcnow,
@@ -111,6 +114,20 @@ def test_create_and_get(manager: JobManager) -> None:
         0,
         None,
     )
+
+
+def test_a_group_is_logged_in_one_line_naming_each_job(
+    manager: JobManager, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A group of submits logs one line; its JSON form lists every job's id."""
+    request = JobCreate(pipeline_name="arithmetic")
+    caplog.set_level(logging.INFO, logger="app.store.jobs")
+    jobs_made = manager.create_jobs([NewJob(request=request, user_id=None, dispatched=False)] * 3)
+    assert jobs_made is not None
+    [record] = [r for r in caplog.records if r.name == "app.store.jobs"]
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["job_ids"] == [job.id for job in jobs_made]
+    assert all(job.id in entry["message"] for job in jobs_made)
 
 
 def test_get_unknown_job_raises(manager: JobManager) -> None:

@@ -1,0 +1,87 @@
+"""Run messages: the broker's filled-in template is the message Celery itself publishes."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from typing import Any
+
+import pytest
+import redis
+
+from app.broker.celery_app import RUN_JOB_TASK
+from app.broker.publisher import Broker
+from app.schemas.jobs import Job, JobCreate
+from app.store import JobManager
+from tests.utils.stack import RedisServer
+
+
+@pytest.fixture
+def redis_client(redis_server: RedisServer):
+    client = redis.Redis(unix_socket_path=str(redis_server.socket_path))
+    yield client
+    client.close()
+
+
+def _jobs(manager: JobManager, queue: str, count: int) -> list[Job]:
+    request = JobCreate(pipeline_name="arithmetic", queue=queue)
+    return [
+        manager.create_job(request=request, user_id=None, dispatched=True)[0] for _ in range(count)
+    ]
+
+
+def _read(raw: Any) -> dict[str, Any]:
+    """A published message, its body decoded and the ids that differ per message blanked."""
+    message: dict[str, Any] = json.loads(raw)
+    message["body"] = json.loads(base64.b64decode(message["body"]))
+    for where, key in [("headers", "id"), ("headers", "root_id"), ("properties", "correlation_id")]:
+        uuid.UUID(message[where][key])
+        message[where][key] = "task id"
+    uuid.UUID(message["properties"]["delivery_tag"])
+    message["properties"]["delivery_tag"] = "tag"
+    return message
+
+
+@pytest.mark.parametrize("queue", ["default", "gpu.queue-2"])
+def test_a_run_message_is_the_one_celery_publishes(
+    manager: JobManager, broker: Broker, redis_client: redis.Redis, queue: str
+) -> None:
+    [job] = _jobs(manager, queue, 1)
+    assert broker.publish_many([job]) == []
+    ours = _read(redis_client.rpop(queue))
+    broker._celery.send_task(
+        RUN_JOB_TASK, args=[job.id], queue=queue, argsrepr=repr([job.id]), kwargsrepr="{}"
+    )
+    celerys = _read(redis_client.rpop(queue))
+    assert ours == celerys
+    assert ours["body"][0] == [job.id]
+    assert ours["properties"]["delivery_info"]["routing_key"] == queue
+
+
+def test_each_message_of_a_group_has_its_own_ids(
+    manager: JobManager, broker: Broker, redis_client: redis.Redis
+) -> None:
+    jobs = _jobs(manager, "default", 5)
+    assert broker.publish_many(jobs) == []
+    raw = [json.loads(item) for item in redis_client.lrange("default", 0, -1)]
+    bodies = sorted(json.loads(base64.b64decode(message["body"]))[0][0] for message in raw)
+    assert bodies == sorted(job.id for job in jobs)
+    assert len({message["headers"]["id"] for message in raw}) == 5
+    assert len({message["properties"]["delivery_tag"] for message in raw}) == 5
+    assert not redis_client.keys("gateway-template*")
+
+
+def test_after_the_broker_returns_the_next_group_is_sent(
+    manager: JobManager, broker: Broker, redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    [first, second] = _jobs(manager, "default", 2)
+    assert broker.publish_many([first]) == []
+    redis_server.stop()
+    assert broker.publish_many([second]) == [second]
+    assert broker.seems_down
+    redis_server.start()  # a new, empty Redis
+    assert broker.publish_many([second]) == []
+    assert not broker.seems_down
+    [message] = redis_client.lrange("default", 0, -1)
+    assert json.loads(base64.b64decode(json.loads(message)["body"]))[0] == [second.id]

@@ -133,6 +133,9 @@ def serve(app: Any, settings: Settings, *, app_path: str = "main:app") -> None:
         "port": settings.port,
         "limit_concurrency": settings.max_connections,
         "timeout_keep_alive": 5,
+        # Requests still open this long after SIGTERM are cancelled (a `?wait=` long poll
+        # would otherwise hold the stop for up to its 60 s).
+        "timeout_graceful_shutdown": settings.api_stop_grace_seconds,
         "log_config": None,
     }
     if settings.api_workers > 1:

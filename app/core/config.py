@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     job_timeout_seconds: float | None = Field(default=None, gt=0)
     worker_lost_after_seconds: float = Field(default=60.0, gt=0)
     worker_stop_grace_seconds: float = Field(default=30.0, ge=0)
+    api_stop_grace_seconds: float = Field(default=10.0, ge=0)
     worker_concurrency: int | None = Field(default=None, ge=1)
     log_max_bytes: int = Field(default=10 * 1024 * 1024, ge=4096)
     runner_mode: Literal["cold", "warm"] = "cold"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
+import signal
 import socket
 import stat
 import threading
@@ -278,3 +279,37 @@ def test_a_run_sees_no_gateway_setting_that_could_be_a_secret(
     environ = json.loads(line.split("ENVIRON ", 1)[1])
     for name in ("DATABASE_URL", "CELERY_BROKER_URL", "API_KEYS", "GATEWAY_ENV_FILE"):
         assert name not in environ
+
+
+def test_a_stopped_api_closes_a_long_poll_after_its_grace(
+    hardened: Stack, client: httpx.Client
+) -> None:
+    """SIGTERM: a `?wait=60` long poll holds the API's stop for `API_STOP_GRACE_SECONDS`
+    (1 here), not for its 60 s."""
+    base_url = hardened.start_another_api("stopping", API_STOP_GRACE_SECONDS="1")
+    api = hardened.more_apis[-1]
+    assert api.process is not None
+    process, port = api.process, int(base_url.rsplit(":", 1)[1])
+    job = submit(client, pipeline_name="slow", parameters={"slow": {"seconds": 120}})
+
+    def waiting_connection() -> bool:
+        return any(
+            each.status == psutil.CONN_ESTABLISHED and each.laddr.port == port
+            for each in psutil.Process(process.pid).net_connections()
+        )
+
+    try:
+        with ThreadPoolExecutor(1) as pool, httpx.Client(base_url=base_url, timeout=120) as other:
+            long_poll = pool.submit(other.get, f"/api/v1/jobs/{job['id']}", params={"wait": 60})
+            wait_until(waiting_connection, timeout=30, what="the long poll's connection")
+            # Answered after the long poll's request was read (one loop, in order).
+            httpx.get(f"{base_url}/api/v1/health/live", timeout=10).raise_for_status()
+            stopped_at = time.monotonic()
+            api.kill(signal.SIGTERM)
+            process.wait(timeout=30)
+            assert time.monotonic() - stopped_at < 15
+            with contextlib.suppress(httpx.TransportError):
+                long_poll.result(timeout=30)
+            assert process.returncode is not None
+    finally:
+        client.post(f"/api/v1/jobs/{job['id']}/cancel")

@@ -54,6 +54,8 @@ class Broker:
 
         Some of a refused batch may have reached Redis: their jobs are published again
         later, and only one delivery can claim a job."""
+        if not jobs:
+            return []
         try:
             with self._celery.producer_or_acquire() as producer:
                 for queue in {job.queue for job in jobs} - self._declared:

@@ -85,3 +85,9 @@ def test_after_the_broker_returns_the_next_group_is_sent(
     assert not broker.seems_down
     [message] = redis_client.lrange("default", 0, -1)
     assert json.loads(base64.b64decode(json.loads(message)["body"]))[0] == [second.id]
+
+
+def test_an_empty_group_does_not_touch_the_broker(dead_broker: Broker) -> None:
+    """A group whose jobs all wait for admission publishes nothing, and so cannot fail."""
+    assert dead_broker.publish_many([]) == []
+    assert not dead_broker.seems_down

@@ -229,7 +229,8 @@ def _job_values(new: NewJob) -> dict[str, Any]:
         "status": JobStatus.pending.value,
         "user_id": new.user_id,
         "idempotency_scope": scope,
-        "request_hash": _request_hash(request),
+        # Only an idempotent repeat is compared with its first request.
+        "request_hash": _request_hash(request) if scope else None,
         "created_at": now,
         "completed_nodes": [],
         "attempt": 0,

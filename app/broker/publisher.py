@@ -91,16 +91,8 @@ class Broker:
         """Have Celery publish a run with marks for what differs per job, onto a list of
         its own, and read it back: its format stays Celery's own."""
         queue_mark = f"gateway-template-queue-{uuid.uuid4().hex}"
-        self._celery.send_task(
-            RUN_JOB_TASK,
-            args=[_JOB_MARK],
-            task_id=_TASK_MARK,
-            queue=queue_mark,
-            producer=producer,
-            declare=[],
-            argsrepr=repr([_JOB_MARK]),
-            kwargsrepr="{}",
-        )
+        self._declared.add(queue_mark)  # read back at once: nothing to declare
+        self._send(RUN_JOB_TASK, _JOB_MARK, queue=queue_mark, producer=producer, task_id=_TASK_MARK)
         with producer.channel.conn_or_acquire() as client:
             published = client.rpop(queue_mark)
         self._run_message = RunMessage.from_published(published, queue_mark)
@@ -127,13 +119,22 @@ class Broker:
     def close(self) -> None:
         self._celery.close()
 
-    def _send(self, task: str, argument: str, *, queue: str, producer: Any = None) -> None:
+    def _send(
+        self,
+        task: str,
+        argument: str,
+        *,
+        queue: str,
+        producer: Any = None,
+        task_id: str | None = None,
+    ) -> None:
         # Celery declares the queue (a Redis round trip) and builds the argument's repr
         # for every message unless told: once per queue and process is enough.
         declared = queue in self._declared
         self._celery.send_task(
             task,
             args=[argument],
+            task_id=task_id,
             queue=queue,
             retry=True,
             retry_policy=_PUBLISH_RETRY,

@@ -38,6 +38,7 @@ class Broker:
         self._down_until = 0.0
         self._declared: set[str] = set()
         self._run_message: RunMessage | None = None
+        self._send_each = False  # Celery's configuration gives messages the template lacks
 
     @property
     def seems_down(self) -> bool:
@@ -81,21 +82,45 @@ class Broker:
     def _push(self, producer: Any, jobs: Sequence[Job]) -> None:
         """Push each job's run message onto its queue's Redis list, in one pipeline."""
         message = self._run_message or self._make_run_message(producer)
+        if message is None:
+            for job in jobs:
+                self._send(RUN_JOB_TASK, job.id, queue=job.queue, producer=producer)
+            return
+        parent = self._celery.current_worker_task  # a run's end admitting the next ones
+        lineage = (
+            (parent.request.root_id or parent.request.id, parent.request.id) if parent else None
+        )
         with producer.channel.conn_or_acquire() as client:
             pipeline = client.pipeline(transaction=False)
             for job in jobs:
-                pipeline.lpush(job.queue, message.for_job(job.id, job.queue))
+                pipeline.lpush(job.queue, message.for_job(job.id, job.queue, lineage))
             pipeline.execute()
 
-    def _make_run_message(self, producer: Any) -> RunMessage:
+    def _make_run_message(self, producer: Any) -> RunMessage | None:
         """Have Celery publish a run with marks for what differs per job, onto a list of
-        its own, and read it back: its format stays Celery's own."""
+        its own, and read it back: its format stays Celery's own. None (and each message
+        sent by Celery from then on) if Celery's configuration gives it a form the marks
+        cannot fill in, such as a priority (it then lands on another list) or compression."""
+        if self._send_each:
+            return None
         queue_mark = f"gateway-template-queue-{uuid.uuid4().hex}"
         self._declared.add(queue_mark)  # read back at once: nothing to declare
-        self._send(RUN_JOB_TASK, _JOB_MARK, queue=queue_mark, producer=producer, task_id=_TASK_MARK)
+        self._send(
+            RUN_JOB_TASK,
+            _JOB_MARK,
+            queue=queue_mark,
+            producer=producer,
+            task_id=_TASK_MARK,
+            root_id=_ROOT_MARK,
+            parent_id=_PARENT_MARK,
+        )
         with producer.channel.conn_or_acquire() as client:
             published = client.rpop(queue_mark)
-        self._run_message = RunMessage.from_published(published, queue_mark)
+        try:
+            self._run_message = RunMessage.from_published(published, queue_mark)
+        except UnfillableMessage as exc:
+            logger.warning("run messages are sent one by one by Celery: %s", exc)
+            self._send_each = True
         return self._run_message
 
     def request_refresh(self, queue: str) -> None:
@@ -120,13 +145,7 @@ class Broker:
         self._celery.close()
 
     def _send(
-        self,
-        task: str,
-        argument: str,
-        *,
-        queue: str,
-        producer: Any = None,
-        task_id: str | None = None,
+        self, task: str, argument: str, *, queue: str, producer: Any = None, **options: Any
     ) -> None:
         # Celery declares the queue (a Redis round trip) and builds the argument's repr
         # for every message unless told: once per queue and process is enough.
@@ -134,7 +153,6 @@ class Broker:
         self._celery.send_task(
             task,
             args=[argument],
-            task_id=task_id,
             queue=queue,
             retry=True,
             retry_policy=_PUBLISH_RETRY,
@@ -142,6 +160,7 @@ class Broker:
             declare=[] if declared else None,
             argsrepr=repr([argument]),
             kwargsrepr="{}",
+            **options,
         )
         if not declared:
             self._declared.add(queue)
@@ -158,6 +177,12 @@ _JOB_MARK = "gateway-mark-job"
 _TASK_MARK = "gateway-mark-task"
 _TAG_MARK = "gateway-mark-delivery-tag"
 _BODY_MARK = "gateway-mark-body"
+_ROOT_MARK = "gateway-mark-root"
+_PARENT_MARK = "gateway-mark-parent"
+
+
+class UnfillableMessage(RuntimeError):
+    """Celery's message is not in the form `RunMessage` fills in."""
 
 
 @dataclass(frozen=True)
@@ -174,23 +199,31 @@ class RunMessage:
     @classmethod
     def from_published(cls, published: bytes | str | None, queue_mark: str) -> RunMessage:
         if published is None:
-            raise RuntimeError("the template message did not reach Redis")
+            raise UnfillableMessage("it did not land on the queue's own list (a priority?)")
         message = json.loads(published)
         properties = message["properties"]
+        if properties.get("body_encoding") != "base64" or "compression" in message["headers"]:
+            raise UnfillableMessage(f"its body is encoded or compressed: {properties!r}")
         body = base64.b64decode(message["body"]).decode()
-        if properties.get("body_encoding") != "base64" or _JOB_MARK not in body:
-            raise RuntimeError(f"unexpected Celery message format: {properties!r}")
         message["body"] = _BODY_MARK
         properties["delivery_tag"] = _TAG_MARK
-        return cls(envelope=json.dumps(message), body=body, queue_mark=queue_mark)
+        envelope = json.dumps(message)
+        if _JOB_MARK not in body or f'"{_PARENT_MARK}"' not in envelope:
+            raise UnfillableMessage("its body or headers are not Celery's protocol 2")
+        return cls(envelope=envelope, body=body, queue_mark=queue_mark)
 
-    def for_job(self, job_id: str, queue: str) -> str:
-        """The message that runs `job_id` (a UUID), for `queue`."""
+    def for_job(self, job_id: str, queue: str, lineage: tuple[str, str] | None = None) -> str:
+        """The message that runs `job_id` (a UUID), for `queue`; `lineage`, the root and
+        parent task ids of a message sent from a task (none: the message is its own root)."""
+        task_id = str(uuid.uuid4())
+        root, parent = lineage or (task_id, None)
         body = base64.b64encode(self.body.replace(_JOB_MARK, job_id).encode()).decode()
         return (
             self.envelope.replace(_BODY_MARK, body)
             .replace(_JOB_MARK, job_id)
-            .replace(_TASK_MARK, str(uuid.uuid4()))
+            .replace(_ROOT_MARK, root)
+            .replace(f'"{_PARENT_MARK}"', json.dumps(parent))
+            .replace(_TASK_MARK, task_id)
             .replace(_TAG_MARK, str(uuid.uuid4()))
             .replace(self.queue_mark, json.dumps(queue)[1:-1])
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -32,12 +33,16 @@ def _jobs(manager: JobManager, queue: str, count: int) -> list[Job]:
 
 
 def _read(raw: Any) -> dict[str, Any]:
-    """A published message, its body decoded and the ids that differ per message blanked."""
+    """A published message, its body decoded and its task id (its own root unless sent
+    from a task) and delivery tag blanked: they differ per message."""
     message: dict[str, Any] = json.loads(raw)
     message["body"] = json.loads(base64.b64decode(message["body"]))
-    for where, key in [("headers", "id"), ("headers", "root_id"), ("properties", "correlation_id")]:
-        uuid.UUID(message[where][key])
-        message[where][key] = "task id"
+    headers, properties = message["headers"], message["properties"]
+    assert properties["correlation_id"] == headers["id"]
+    if headers["root_id"] == headers["id"]:
+        headers["root_id"] = "task id"
+    uuid.UUID(headers["id"])
+    headers["id"] = properties["correlation_id"] = "task id"
     uuid.UUID(message["properties"]["delivery_tag"])
     message["properties"]["delivery_tag"] = "tag"
     return message
@@ -91,3 +96,55 @@ def test_an_empty_group_does_not_touch_the_broker(dead_broker: Broker) -> None:
     """A group whose jobs all wait for admission publishes nothing, and so cannot fail."""
     assert dead_broker.publish_many([]) == []
     assert not dead_broker.seems_down
+
+
+# What Celery shows of the task a worker is running (`current_worker_task`).
+_RUNNING_TASK = SimpleNamespace(
+    request=SimpleNamespace(
+        id="3f6b1e0e-0000-4000-8000-00000000aaaa", root_id="3f6b1e0e-0000-4000-8000-00000000bbbb"
+    )
+)
+
+
+def test_a_message_sent_from_a_task_names_it_as_parent_as_celery_does(
+    manager: JobManager,
+    broker: Broker,
+    redis_client: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run's end admits the next jobs from inside its task: their messages carry the
+    task's lineage, each time, like `send_task`'s (the template itself is made once)."""
+    [first, second] = _jobs(manager, "default", 2)
+    assert broker.publish_many([first]) == []  # the template, made outside any task
+    redis_client.delete("default")
+    monkeypatch.setattr(type(broker._celery), "current_worker_task", _RUNNING_TASK)
+    assert broker.publish_many([second]) == []
+    ours = _read(redis_client.rpop("default"))
+    broker._celery.send_task(
+        RUN_JOB_TASK,
+        args=[second.id],
+        queue="default",
+        argsrepr=repr([second.id]),
+        kwargsrepr="{}",
+        add_to_parent=False,  # the stand-in keeps no trail of results
+    )
+    celerys = _read(redis_client.rpop("default"))
+    assert ours["headers"]["parent_id"] == _RUNNING_TASK.request.id
+    assert ours["headers"]["root_id"] == _RUNNING_TASK.request.root_id
+    assert ours == celerys
+
+
+def test_with_a_priority_routed_in_each_message_is_sent_by_celery(
+    manager: JobManager, broker: Broker, redis_client: redis.Redis
+) -> None:
+    """A configuration the template cannot follow (a priority puts a message on another
+    list) costs speed, not delivery."""
+    broker._celery.conf.task_routes = {RUN_JOB_TASK: {"priority": 5}}
+    jobs = _jobs(manager, "default", 3)
+    assert broker.publish_many(jobs) == []
+    assert broker.publish_many(jobs[:1]) == []
+    assert not broker.seems_down
+    lists = [key for key in redis_client.keys("default*") if redis_client.type(key) == b"list"]
+    messages = [json.loads(item) for key in lists for item in redis_client.lrange(key, 0, -1)]
+    assert len(messages) == 4
+    assert {message["properties"]["priority"] for message in messages} == {5}

@@ -339,13 +339,15 @@ class KedroRunner:
 
     def run(self, claim: Claim) -> RunOutcome:
         """Run the claimed attempt to its end and store the outcome."""
+        # The run's directory is removed once the outcome is stored: off the way to it.
         with tempfile.TemporaryDirectory(prefix=f"{RUN_DIR_PREFIX}{claim.job.id}-") as workdir:
             run = _Run(claim, self._manager, self._settings, self._project)
             outcome = run.execute(Path(workdir))
-        try:  # the database may be restarting: the output and outcome wait for it
-            run.writes.finish(outcome, wait_seconds=2 * self._settings.worker_lost_after_seconds)
-        except DatabaseStillDown as exc:  # the reaper fails the job once the database is back
-            logger.error("%s", exc)
+            try:  # the database may be restarting: the output and outcome wait for it
+                wait = 2 * self._settings.worker_lost_after_seconds
+                run.writes.finish(outcome, wait_seconds=wait)
+            except DatabaseStillDown as exc:  # the reaper fails the job once it is back
+                logger.error("%s", exc)
         return outcome
 
 

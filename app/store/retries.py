@@ -9,10 +9,11 @@ job is the only one that can end it, once. A terminal state is still final.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 
 from app.schemas.jobs import JobStatus
 from app.schemas.retry import RetryPolicy
@@ -34,8 +35,10 @@ class JobRetries(JobTransitions):
     ) -> bool:
         """End the claimed attempt: `pending` again when the retry policy covers this
         failure and attempts remain, else terminal. False if the attempt no longer owns
-        the job. `output`, the attempt's last output, is stored in the same transaction."""
-        with self._read() as connection:
+        the job. The policy is read, and `output` (the attempt's last output) stored, in
+        the transaction that ends the attempt."""
+        retry_reason = None
+        with self._write() as connection:
             row = connection.execute(
                 select(
                     jobs.c.retry,
@@ -47,78 +50,76 @@ class JobRetries(JobTransitions):
                     jobs.c.resume_from,
                 ).where(*owned(job_id, attempt))
             ).one_or_none()
-        if row is None:
-            return False
-        policy = RetryPolicy.model_validate(row.retry) if row.retry else RetryPolicy()
-        earlier = list((row.results or {}).get("attempts", []))
-        attempts = [*earlier, _attempt_record(attempt, outcome, row)]
-        retries = (
-            outcome.status == JobStatus.failed
-            and outcome.failure in policy.on
-            and attempt < policy.max_attempts
-            and not row.cancel_requested
-        )
-        if retries:
-            return self._schedule_retry(job_id, attempt, outcome, policy, attempts, output)
-        results = {**outcome.results, "attempts": attempts}
-        return super().finish_job(
-            job_id=job_id,
-            attempt=attempt,
-            output=output,
-            outcome=RunOutcome(
-                status=outcome.status,
-                exit_code=outcome.exit_code,
-                execution_time=outcome.execution_time,
-                error_message=outcome.error_message,
-                results=results,
-                failure=outcome.failure,
-            ),
-        )
+            if row is None:
+                return False
+            policy = RetryPolicy.model_validate(row.retry) if row.retry else RetryPolicy()
+            earlier = list((row.results or {}).get("attempts", []))
+            attempts = [*earlier, _attempt_record(attempt, outcome, row)]
+            if (
+                outcome.status == JobStatus.failed
+                and outcome.failure in policy.on
+                and attempt < policy.max_attempts
+                and not row.cancel_requested
+            ):
+                retry_reason = self._schedule_retry(
+                    connection, job_id, attempt, outcome, policy, attempts, output
+                )
+                ended = retry_reason is not None
+            else:
+                outcome = replace(outcome, results={**outcome.results, "attempts": attempts})
+                ended = self._finish_in(
+                    connection, job_id=job_id, attempt=attempt, outcome=outcome, output=output
+                )
+        if retry_reason is not None:
+            logger.warning("job %s: %s", job_id, retry_reason, extra={"job_id": job_id})
+        elif ended:
+            self._log_finished(job_id, outcome)
+        return ended
 
     def _schedule_retry(
         self,
+        connection: Connection,
         job_id: str,
         attempt: int,
         outcome: RunOutcome,
         policy: RetryPolicy,
         attempts: list[dict[str, Any]],
         output: OutputBatch | None,
-    ) -> bool:
-        """running → pending, due after the policy's delay; the maintenance pass publishes it."""
+    ) -> str | None:
+        """running → pending, due after the policy's delay (the maintenance pass publishes
+        it), in the caller's write transaction; returns why, or None if not owned."""
         now = utcnow()
         due = now + timedelta(seconds=policy.delay_before(attempt + 1))
         reason = (
             f"retrying after {str(outcome.failure).replace('_', ' ')}: attempt {attempt + 1} of "
             f"{policy.max_attempts} at {due.isoformat()} ({outcome.error_message})"
         )
-        with self._write() as connection:
-            if output is not None:
-                self._store_output(connection, job_id=job_id, attempt=attempt, batch=output)
-            worker = connection.execute(
-                update(jobs)
-                .where(*owned(job_id, attempt))
-                .values(
-                    status=JobStatus.pending.value,
-                    next_attempt_at=due,
-                    dispatched_at=None,
-                    dispatch_count=0,
-                    running_nodes=[],
-                    completed_nodes=[],
-                    total_nodes=None,
-                    exit_code=outcome.exit_code,
-                    execution_time=outcome.execution_time,
-                    error_message=outcome.error_message,
-                    results={"attempts": attempts},
-                    resume_from=None,
-                )
-                .returning(jobs.c.worker)
-            ).scalar_one_or_none()
-            if worker is None:
-                return False
-            record_event(connection, job_id, JobStatus.pending, reason, attempt, worker, now)
-            enqueue_job_event(connection, job_id=job_id, event=WebhookEvent.retrying, at=now)
-        logger.warning("job %s: %s", job_id, reason, extra={"job_id": job_id})
-        return True
+        if output is not None:
+            self._store_output(connection, job_id=job_id, attempt=attempt, batch=output)
+        worker = connection.execute(
+            update(jobs)
+            .where(*owned(job_id, attempt))
+            .values(
+                status=JobStatus.pending.value,
+                next_attempt_at=due,
+                dispatched_at=None,
+                dispatch_count=0,
+                running_nodes=[],
+                completed_nodes=[],
+                total_nodes=None,
+                exit_code=outcome.exit_code,
+                execution_time=outcome.execution_time,
+                error_message=outcome.error_message,
+                results={"attempts": attempts},
+                resume_from=None,
+            )
+            .returning(jobs.c.worker)
+        ).scalar_one_or_none()
+        if worker is None:
+            return None
+        record_event(connection, job_id, JobStatus.pending, reason, attempt, worker, now)
+        enqueue_job_event(connection, job_id=job_id, event=WebhookEvent.retrying, at=now)
+        return reason
 
     def note_resume(
         self, *, job_id: str, attempt: int, resume_from: list[str], planned_nodes: list[str]

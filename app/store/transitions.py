@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Connection, or_, select, update
 
 from app.core.exceptions import JobConflict
 from app.schemas.jobs import Job, JobStatus
@@ -134,30 +134,16 @@ class JobTransitions(OutputLog):
     ) -> bool:
         """running → terminal, only for the attempt that claimed the job; `output`, the
         run's last output, is stored in the same transaction."""
-        now = utcnow()
         with self._write() as connection:
-            if output is not None:
-                self._store_output(connection, job_id=job_id, attempt=attempt, batch=output)
-            worker = connection.execute(
-                update(jobs)
-                .where(*owned(job_id, attempt))
-                .values(
-                    status=outcome.status.value,
-                    completed_at=now,
-                    running_nodes=[],
-                    exit_code=outcome.exit_code,
-                    execution_time=outcome.execution_time,
-                    error_message=outcome.error_message,
-                    results=outcome.results,
-                )
-                .returning(jobs.c.worker)
-            ).scalar_one_or_none()
-            if worker is None:
-                return False
-            record_event(
-                connection, job_id, outcome.status, outcome.error_message, attempt, worker, now
+            finished = self._finish_in(
+                connection, job_id=job_id, attempt=attempt, outcome=outcome, output=output
             )
-            enqueue_status_event(connection, job_id=job_id, status=outcome.status, at=now)
+        if finished:
+            self._log_finished(job_id, outcome)
+        return finished
+
+    @staticmethod
+    def _log_finished(job_id: str, outcome: RunOutcome) -> None:
         logger.info(
             "job %s %s (exit code %s)",
             job_id,
@@ -165,6 +151,40 @@ class JobTransitions(OutputLog):
             outcome.exit_code,
             extra={"job_id": job_id},
         )
+
+    def _finish_in(
+        self,
+        connection: Connection,
+        *,
+        job_id: str,
+        attempt: int,
+        outcome: RunOutcome,
+        output: OutputBatch | None,
+    ) -> bool:
+        """`finish_job`'s writes, in the caller's write transaction."""
+        now = utcnow()
+        if output is not None:
+            self._store_output(connection, job_id=job_id, attempt=attempt, batch=output)
+        worker = connection.execute(
+            update(jobs)
+            .where(*owned(job_id, attempt))
+            .values(
+                status=outcome.status.value,
+                completed_at=now,
+                running_nodes=[],
+                exit_code=outcome.exit_code,
+                execution_time=outcome.execution_time,
+                error_message=outcome.error_message,
+                results=outcome.results,
+            )
+            .returning(jobs.c.worker)
+        ).scalar_one_or_none()
+        if worker is None:
+            return False
+        record_event(
+            connection, job_id, outcome.status, outcome.error_message, attempt, worker, now
+        )
+        enqueue_status_event(connection, job_id=job_id, status=outcome.status, at=now)
         return True
 
     def request_cancel(self, *, job_id: str, reason: str, visibility: Visibility = EVERYONE) -> Job:

@@ -79,27 +79,18 @@ def dispatch(stack: Stack, plan: Plan, section: Section) -> None:
 
 
 class TerminalWatcher(threading.Thread):
-    """Polls one job from its own connection until a GET shows it terminal.
-
-    With `first_poll_at` (a `time.perf_counter()` value) it stays quiet until
-    then, so its own polling does not compete with the run for CPU.
-    """
+    """Reads one job from its own connection until a GET shows it terminal: every
+    `interval` seconds, or with `interval` None as one long poll (`GET ?wait=`) after
+    another, which the API answers when the job's end is announced."""
 
     def __init__(
-        self,
-        base_url: str,
-        job_id: str,
-        *,
-        interval: float,
-        timeout: float,
-        first_poll_at: float = 0.0,
+        self, base_url: str, job_id: str, *, interval: float | None, timeout: float
     ) -> None:
         super().__init__(daemon=True)
         self.base_url = base_url
         self.job_id = job_id
         self.interval = interval
         self.timeout = timeout
-        self.first_poll_at = first_poll_at
         self.job: dict[str, Any] | None = None
         self.seen_at = 0.0
         self.seen_perf = 0.0
@@ -108,17 +99,18 @@ class TerminalWatcher(threading.Thread):
 
     def run(self) -> None:
         try:
-            with httpx.Client(base_url=self.base_url, timeout=10) as http:
-                time.sleep(max(0.0, self.first_poll_at - time.perf_counter()))
+            query = {"wait": LONG_POLL_SECONDS} if self.interval is None else {}
+            with httpx.Client(base_url=self.base_url, timeout=LONG_POLL_SECONDS + 10) as http:
                 deadline = time.monotonic() + self.timeout
                 while time.monotonic() < deadline:
-                    job = http.get(f"/jobs/{self.job_id}").json()
+                    job = http.get(f"/jobs/{self.job_id}", params=query).json()
                     self.polls += 1
                     if job["status"] in TERMINAL:
                         self.seen_perf, self.seen_at = time.perf_counter(), time.time()
                         self.job = job
                         return
-                    time.sleep(self.interval)
+                    if self.interval is not None:
+                        time.sleep(self.interval)
                 raise TimeoutError(f"job {self.job_id} not terminal after {self.timeout:g} s")
         except BaseException as exc:
             self.error = exc
@@ -154,22 +146,24 @@ class ApiRun:
 
 
 # Each round runs all three, in an order that rotates so none always goes first.
-ORDERS = (("direct", "tight", "quiet"), ("quiet", "direct", "tight"), ("tight", "quiet", "direct"))
-QUIET_FRACTION = 0.7
+ORDERS = (
+    ("direct", "tight", "waiting"),
+    ("waiting", "direct", "tight"),
+    ("tight", "waiting", "direct"),
+)
+LONG_POLL_SECONDS = 60
 
 
 def visibility_and_ratio(stack: Stack, plan: Plan, section: Section) -> None:
-    """Alternate direct `kedro run`s with API runs of the same job, polled two ways.
+    """Alternate direct `kedro run`s with API runs of the same job, waited for two ways.
 
     `tight` polls every `poll_interval` from the POST on: its first terminal GET
-    gives completion visibility. `quiet` makes no request until 70% of the
-    median `tight` wall has passed, then polls just as tightly: its wall is the
-    end-to-end figure without the client's own polling load on the two cores
-    (starting to poll late can only lengthen it, never shorten it).
+    gives completion visibility. `waiting` long-polls (`GET ?wait=`) from the POST
+    on, as a caller that waits for its job should: its wall is the end-to-end
+    figure, with no polling load of the client's own on the two cores.
     """
     direct: list[float] = []
-    warmup: list[float] = []
-    runs: dict[str, list[ApiRun]] = {"tight": [], "quiet": []}
+    runs: dict[str, list[ApiRun]] = {"tight": [], "waiting": []}
     with tempfile.TemporaryDirectory(prefix="bench-direct-") as tmp, client(stack) as http:
         config = Path(tmp) / "run-config.json"
         config.write_text(json.dumps({"run": {"params": ARITHMETIC["parameters"]}}))
@@ -177,20 +171,17 @@ def visibility_and_ratio(stack: Stack, plan: Plan, section: Section) -> None:
         env = direct_env(stack)
         for _ in range(plan.warmup_jobs):
             run_direct(argv, env)
-            warmup.append(api_run(stack, http, plan, quiet_for=0.0).wall)
+            api_run(stack, http, interval=None)
         for index in range(plan.visibility_rounds):
             for kind in ORDERS[index % len(ORDERS)]:
                 if kind == "direct":
                     direct.append(run_direct(argv, env)[0])
                     continue
-                tight_walls = [run.wall for run in runs["tight"]] or warmup
-                quiet_for = QUIET_FRACTION * median(tight_walls) if kind == "quiet" else 0.0
-                run = api_run(stack, http, plan, quiet_for=quiet_for)
-                run.watcher.result()
-                runs[kind].append(run)
-    tight, quiet = runs["tight"], runs["quiet"]
+                interval = plan.poll_interval if kind == "tight" else None
+                runs[kind].append(api_run(stack, http, interval=interval))
+    tight, waiting = runs["tight"], runs["waiting"]
     tight_walls = [run.wall for run in tight]
-    quiet_walls = [run.wall for run in quiet]
+    waiting_walls = [run.wall for run in waiting]
     visible = [run.visibility_ms() for run in tight]
     section.add(
         "visibility_p50_ms", "completion visibility p50", percentile(visible, 50), "ms", ("<=", 50)
@@ -199,11 +190,13 @@ def visibility_and_ratio(stack: Stack, plan: Plan, section: Section) -> None:
     section.add(
         "e2e_ratio",
         "end-to-end wall ÷ direct kedro run",
-        median(quiet_walls) / median(direct),
+        median(waiting_walls) / median(direct),
         "x",
         ("<=", 1.10),
     )
-    section.add("e2e_api_wall_s", "  arithmetic via API (median)", median(quiet_walls), "s")
+    section.add(
+        "e2e_api_wall_s", "  arithmetic via API, long poll (median)", median(waiting_walls), "s"
+    )
     section.add("e2e_direct_wall_s", "  arithmetic direct (median)", median(direct), "s")
     section.add(
         "e2e_ratio_tight_polling",
@@ -214,32 +207,28 @@ def visibility_and_ratio(stack: Stack, plan: Plan, section: Section) -> None:
     section.details.update(
         rounds=plan.visibility_rounds,
         poll_interval_ms=plan.poll_interval * 1000,
-        quiet_client_waits=f"{QUIET_FRACTION:g} x the median tight wall before its first GET",
+        waiting_client=f"GET ?wait={LONG_POLL_SECONDS} from the POST on, until terminal",
         process_exited_to_terminal_get_ms=summary(visible),
+        process_exited_to_long_poll_answer_ms=summary([run.visibility_ms() for run in waiting]),
         direct_wall_s=summary(direct, digits=3),
-        api_wall_quiet_client_s=summary(quiet_walls, digits=3),
+        api_wall_long_poll_s=summary(waiting_walls, digits=3),
         api_wall_tight_polling_s=summary(tight_walls, digits=3),
-        gateway_overhead_ms=round((median(quiet_walls) - median(direct)) * 1000, 1),
-        quiet_runs_already_terminal_at_first_get=sum(run.watcher.polls == 1 for run in quiet),
-        process_execution_s_quiet=summary([run.execution_s() for run in quiet], digits=3),
+        gateway_overhead_ms=round((median(waiting_walls) - median(direct)) * 1000, 1),
+        process_execution_s_long_poll=summary([run.execution_s() for run in waiting], digits=3),
         process_execution_s_tight=summary([run.execution_s() for run in tight], digits=3),
-        post_answered_to_process_started_ms=summary([run.dispatch_ms() for run in tight + quiet]),
+        post_answered_to_process_started_ms=summary([run.dispatch_ms() for run in tight + waiting]),
         polls_per_job_tight=summary([float(run.watcher.polls) for run in tight], digits=0),
         visibility_samples_ms=[round(value, 2) for value in visible],
     )
 
 
-def api_run(stack: Stack, http: httpx.Client, plan: Plan, *, quiet_for: float) -> ApiRun:
-    """Submit the job and start its watcher; the caller waits on `run.watcher`."""
+def api_run(stack: Stack, http: httpx.Client, *, interval: float | None) -> ApiRun:
+    """Submit the job and watch it to its end (polling every `interval`, or long-polling)."""
     sent = time.perf_counter()
     job = submit(http, **ARITHMETIC)
     answered = time.time()
     watcher = TerminalWatcher(
-        f"{stack.base_url}{API}",
-        job["id"],
-        interval=plan.poll_interval,
-        timeout=JOB_TIMEOUT,
-        first_poll_at=sent + quiet_for,
+        f"{stack.base_url}{API}", job["id"], interval=interval, timeout=JOB_TIMEOUT
     )
     watcher.start()
     watcher.result()

@@ -17,12 +17,13 @@ from sqlalchemy import Connection, func, select
 from app.store.types import utcnow
 
 
-def database_now_expression(connection: Connection) -> Any:
-    """`now`, by the database's clock, as a value for a UTC timestamp column."""
-    if connection.dialect.name == "postgresql":
+def database_now_expression(dialect: str, now: Any) -> Any:
+    """`now`, by the database's clock, as a value for a UTC timestamp column: `now` (a
+    value or a bound parameter of this process's time) except on PostgreSQL."""
+    if dialect == "postgresql":
         # Columns hold naive UTC: convert whatever the session's TimeZone is.
         return func.timezone("UTC", func.clock_timestamp())
-    return utcnow()
+    return now
 
 
 def read_database_now(connection: Connection) -> datetime:

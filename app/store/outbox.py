@@ -13,7 +13,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, bindparam, insert, select
 
 from app.schemas.jobs import JobStatus
 from app.schemas.webhooks import DeliveryStatus, JobNotify, WebhookEvent, WebhookPayload
@@ -27,6 +27,11 @@ STATUS_EVENTS = {
     JobStatus.failed: WebhookEvent.failed,
     JobStatus.cancelled: WebhookEvent.cancelled,
 }
+# Asked in every transition: built once (see `app.store.rows.OWNED`).
+_SUBSCRIPTIONS = select(
+    webhooks.c.id, webhooks.c.url, webhooks.c.events, webhooks.c.duration_warning_seconds
+)
+_JOB_NOTIFY = select(job_notify).where(job_notify.c.job_id == bindparam("job_id"))
 
 
 def new_delivery_id() -> str:
@@ -81,7 +86,7 @@ def subscribers(
 ) -> list[tuple[str | None, str, float | None]]:
     """(webhook id or None for the job's notify, url, duration threshold) of each receiver."""
     found: list[tuple[str | None, str, float | None]] = list(subscriptions(connection, event))
-    own = connection.execute(select(job_notify).where(job_notify.c.job_id == job_id)).one_or_none()
+    own = connection.execute(_JOB_NOTIFY, {"job_id": job_id}).one_or_none()
     if own is not None and event.value in own.events:
         found.append((None, own.url, own.duration_warning_seconds))
     return found
@@ -93,14 +98,7 @@ def subscriptions(
     """(webhook id, url, duration threshold) of each subscription to `event`."""
     return [
         (row.id, row.url, row.duration_warning_seconds)
-        for row in connection.execute(
-            select(
-                webhooks.c.id,
-                webhooks.c.url,
-                webhooks.c.events,
-                webhooks.c.duration_warning_seconds,
-            )
-        )
+        for row in connection.execute(_SUBSCRIPTIONS)
         if event.value in row.events
     ]
 

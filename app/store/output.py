@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
     Connection,
     Integer,
     and_,
+    bindparam,
     case,
     cast,
     delete,
@@ -21,9 +23,9 @@ from sqlalchemy import (
 from app.schemas.jobs import LogChunk
 from app.store.clock import database_now_expression
 from app.store.jobs import JobRecords
-from app.store.rows import owned
+from app.store.rows import OWNED, owner
 from app.store.tables import job_output, jobs
-from app.store.types import EVERYONE, OutputBatch, RunProgress, Visibility
+from app.store.types import EVERYONE, OutputBatch, RunProgress, Visibility, utcnow
 
 
 class OutputLog(JobRecords):
@@ -49,18 +51,17 @@ class OutputLog(JobRecords):
         pieces = self._capped_pieces(offset, data)
         dropped = len(data) - sum(len(piece) for _, piece in pieces)
         updated = connection.execute(
-            update(jobs)
-            # At its offset only: a batch sent again after an unacknowledged commit
-            # (the connection lost mid-commit) is not stored twice.
-            .where(*owned(job_id, attempt), jobs.c.output_bytes == offset)
-            .values(
-                output_bytes=offset + len(data),
-                output_dropped_bytes=jobs.c.output_dropped_bytes + dropped,
-                completed_nodes=list(progress.completed_nodes),
-                running_nodes=list(progress.running_nodes),
-                total_nodes=progress.total_nodes,
-                heartbeat_at=database_now_expression(connection),
-            )
+            _output_statement(connection.dialect.name),
+            {
+                **owner(job_id, attempt),
+                "offset": offset,
+                "new_output_bytes": offset + len(data),
+                "dropped": dropped,
+                "new_completed_nodes": list(progress.completed_nodes),
+                "new_running_nodes": list(progress.running_nodes),
+                "new_total_nodes": progress.total_nodes,
+                "now": utcnow(),
+            },
         ).rowcount
         if not updated:
             return
@@ -247,3 +248,24 @@ def _incomplete_tail(data: bytes) -> int:
         width = 2 if byte & 0xE0 == 0xC0 else 3 if byte & 0xF0 == 0xE0 else 4
         return back if back < width else 0
     return 0
+
+
+@cache
+def _output_statement(dialect: str) -> Any:
+    """A batch's bookkeeping on the job's row, at the batch's offset only: a batch sent
+    again after an unacknowledged commit (the connection lost mid-commit) is not stored
+    twice."""
+    return (
+        update(jobs)
+        .where(*OWNED, jobs.c.output_bytes == bindparam("offset"))
+        .values(
+            output_bytes=bindparam("new_output_bytes"),
+            output_dropped_bytes=jobs.c.output_dropped_bytes + bindparam("dropped"),
+            completed_nodes=bindparam("new_completed_nodes", type_=jobs.c.completed_nodes.type),
+            running_nodes=bindparam("new_running_nodes", type_=jobs.c.running_nodes.type),
+            total_nodes=bindparam("new_total_nodes"),
+            heartbeat_at=database_now_expression(
+                dialect, bindparam("now", type_=jobs.c.heartbeat_at.type)
+            ),
+        )
+    )

@@ -19,12 +19,22 @@ from app.schemas.jobs import JobStatus
 from app.schemas.retry import RetryPolicy
 from app.schemas.webhooks import WebhookEvent
 from app.store.outbox import enqueue_job_event
-from app.store.rows import owned, record_event
+from app.store.rows import OWNED, owner, record_event
 from app.store.tables import jobs
 from app.store.transitions import JobTransitions
 from app.store.types import OutputBatch, RunOutcome, utcnow
 
 logger = logging.getLogger(__name__)
+
+_ATTEMPT = select(  # what ending an attempt needs from its row
+    jobs.c.retry,
+    jobs.c.results,
+    jobs.c.completed_nodes,
+    jobs.c.started_at,
+    jobs.c.worker,
+    jobs.c.cancel_requested,
+    jobs.c.resume_from,
+).where(*OWNED)
 
 
 class JobRetries(JobTransitions):
@@ -39,17 +49,7 @@ class JobRetries(JobTransitions):
         the transaction that ends the attempt."""
         retry_reason = None
         with self._write() as connection:
-            row = connection.execute(
-                select(
-                    jobs.c.retry,
-                    jobs.c.results,
-                    jobs.c.completed_nodes,
-                    jobs.c.started_at,
-                    jobs.c.worker,
-                    jobs.c.cancel_requested,
-                    jobs.c.resume_from,
-                ).where(*owned(job_id, attempt))
-            ).one_or_none()
+            row = connection.execute(_ATTEMPT, owner(job_id, attempt)).one_or_none()
             if row is None:
                 return False
             policy = RetryPolicy.model_validate(row.retry) if row.retry else RetryPolicy()
@@ -98,7 +98,7 @@ class JobRetries(JobTransitions):
             self._store_output(connection, job_id=job_id, attempt=attempt, batch=output)
         worker = connection.execute(
             update(jobs)
-            .where(*owned(job_id, attempt))
+            .where(*OWNED)
             .values(
                 status=JobStatus.pending.value,
                 next_attempt_at=due,
@@ -113,7 +113,8 @@ class JobRetries(JobTransitions):
                 results={"attempts": attempts},
                 resume_from=None,
             )
-            .returning(jobs.c.worker)
+            .returning(jobs.c.worker),
+            owner(job_id, attempt),
         ).scalar_one_or_none()
         if worker is None:
             return None
@@ -128,8 +129,9 @@ class JobRetries(JobTransitions):
         with self._write() as connection:
             connection.execute(
                 update(jobs)
-                .where(*owned(job_id, attempt))
-                .values(resume_from=resume_from, planned_nodes=planned_nodes)
+                .where(*OWNED)
+                .values(resume_from=resume_from, planned_nodes=planned_nodes),
+                owner(job_id, attempt),
             )
 
 

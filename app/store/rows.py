@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, bindparam, insert
 
 from app.schemas.jobs import TERMINAL_STATUSES, Job, JobStatus, Progress, RunOptions
 from app.schemas.retry import RetryPolicy
@@ -24,12 +24,20 @@ JOB_COLUMNS = [column for column in jobs.c if column.name not in _INTERNAL_COLUM
 TERMINAL = [status.value for status in TERMINAL_STATUSES]
 
 
-def owned(job_id: str, attempt: int) -> tuple[Any, ...]:
-    return (
-        jobs.c.id == job_id,
-        jobs.c.status == JobStatus.running.value,
-        jobs.c.attempt == attempt,
-    )
+# The job is still the running attempt's: pass `owner(job_id, attempt)` with it. A run's
+# statements are built once with bound parameters, not per call: building one (and its
+# cache key) cost more than running it.
+OWNED = (
+    jobs.c.id == bindparam("job_id"),
+    jobs.c.status == JobStatus.running.value,
+    jobs.c.attempt == bindparam("owner_attempt"),
+)
+_INSERT_EVENT = insert(job_events)
+
+
+def owner(job_id: str, attempt: int) -> dict[str, Any]:
+    """The values of `OWNED`'s parameters."""
+    return {"job_id": job_id, "owner_attempt": attempt}
 
 
 def record_event(
@@ -41,9 +49,7 @@ def record_event(
     worker: str | None,
     at: datetime,
 ) -> None:
-    connection.execute(
-        insert(job_events).values(**event_values(job_id, status, reason, attempt, worker, at))
-    )
+    connection.execute(_INSERT_EVENT, event_values(job_id, status, reason, attempt, worker, at))
 
 
 def event_values(

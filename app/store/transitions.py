@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from functools import cache
+from typing import Any
 
-from sqlalchemy import Connection, or_, select, update
+from sqlalchemy import Connection, bindparam, or_, select, update
 
 from app.core.exceptions import JobConflict
 from app.schemas.jobs import Job, JobStatus
 from app.store.clock import database_now_expression, read_database_now
 from app.store.outbox import enqueue_status_event
 from app.store.output import OutputLog
-from app.store.rows import JOB_COLUMNS, owned, record_event, to_job
+from app.store.rows import JOB_COLUMNS, OWNED, owner, record_event, to_job
 from app.store.tables import jobs
 from app.store.types import EVERYONE, Claim, OutputBatch, RunOutcome, Visibility, utcnow
 
@@ -90,23 +92,8 @@ class JobTransitions(OutputLog):
         now = utcnow()
         with self._write() as connection:
             row = connection.execute(
-                update(jobs)
-                .where(
-                    jobs.c.id == job_id,
-                    jobs.c.status == JobStatus.pending.value,
-                    jobs.c.cancel_requested.is_(False),
-                    # A retry waits for its time even if an old message turns up early.
-                    or_(jobs.c.next_attempt_at.is_(None), jobs.c.next_attempt_at <= now),
-                )
-                .values(
-                    status=JobStatus.running.value,
-                    next_attempt_at=None,
-                    attempt=jobs.c.attempt + 1,
-                    worker=worker,
-                    started_at=now,
-                    heartbeat_at=database_now_expression(connection),
-                )
-                .returning(*JOB_COLUMNS)
+                _claim_statement(connection.dialect.name),
+                {"job_id": job_id, "now": now, "new_worker": worker},
             ).one_or_none()
             if row is None:
                 return None
@@ -118,10 +105,8 @@ class JobTransitions(OutputLog):
         """Refresh the job's heartbeat; returns why the run must stop, or None to go on."""
         with self._write() as connection:
             row = connection.execute(
-                update(jobs)
-                .where(*owned(job_id, attempt))
-                .values(heartbeat_at=database_now_expression(connection))
-                .returning(jobs.c.cancel_requested, jobs.c.cancel_reason)
+                _heartbeat_statement(connection.dialect.name),
+                {**owner(job_id, attempt), "now": utcnow()},
             ).one_or_none()
         if row is None:
             return "the job is no longer owned by this attempt"
@@ -166,18 +151,16 @@ class JobTransitions(OutputLog):
         if output is not None:
             self._store_output(connection, job_id=job_id, attempt=attempt, batch=output)
         worker = connection.execute(
-            update(jobs)
-            .where(*owned(job_id, attempt))
-            .values(
-                status=outcome.status.value,
-                completed_at=now,
-                running_nodes=[],
-                exit_code=outcome.exit_code,
-                execution_time=outcome.execution_time,
-                error_message=outcome.error_message,
-                results=outcome.results,
-            )
-            .returning(jobs.c.worker)
+            _FINISH,
+            {
+                **owner(job_id, attempt),
+                "new_status": outcome.status.value,
+                "now": now,
+                "new_exit_code": outcome.exit_code,
+                "new_execution_time": outcome.execution_time,
+                "new_error_message": outcome.error_message,
+                "new_results": outcome.results,
+            },
         ).scalar_one_or_none()
         if worker is None:
             return False
@@ -264,3 +247,55 @@ class JobTransitions(OutputLog):
         if finished:
             logger.warning("job %s failed: %s", job_id, message, extra={"job_id": job_id})
         return finished
+
+
+_NOW = bindparam("now", type_=jobs.c.started_at.type)
+
+
+@cache
+def _claim_statement(dialect: str) -> Any:
+    return (
+        update(jobs)
+        .where(
+            jobs.c.id == bindparam("job_id"),
+            jobs.c.status == JobStatus.pending.value,
+            jobs.c.cancel_requested.is_(False),
+            # A retry waits for its time even if an old message turns up early.
+            or_(jobs.c.next_attempt_at.is_(None), jobs.c.next_attempt_at <= _NOW),
+        )
+        .values(
+            status=JobStatus.running.value,
+            next_attempt_at=None,
+            attempt=jobs.c.attempt + 1,
+            worker=bindparam("new_worker"),
+            started_at=_NOW,
+            heartbeat_at=database_now_expression(dialect, _NOW),
+        )
+        .returning(*JOB_COLUMNS)
+    )
+
+
+@cache
+def _heartbeat_statement(dialect: str) -> Any:
+    return (
+        update(jobs)
+        .where(*OWNED)
+        .values(heartbeat_at=database_now_expression(dialect, _NOW))
+        .returning(jobs.c.cancel_requested, jobs.c.cancel_reason)
+    )
+
+
+_FINISH = (
+    update(jobs)
+    .where(*OWNED)
+    .values(
+        status=bindparam("new_status"),
+        completed_at=_NOW,
+        running_nodes=[],
+        exit_code=bindparam("new_exit_code"),
+        execution_time=bindparam("new_execution_time"),
+        error_message=bindparam("new_error_message"),
+        results=bindparam("new_results", type_=jobs.c.results.type),
+    )
+    .returning(jobs.c.worker)
+)

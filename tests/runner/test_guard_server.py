@@ -109,3 +109,24 @@ def test_the_fingerprint_follows_watched_directories(tmp_path: Path) -> None:
     time.sleep(0.01)
     (site / "plugin-1.0.dist-info").mkdir()  # a package installed
     assert project_fingerprint(tmp_path / "project", [str(site)]) != before
+
+
+def test_the_fingerprint_follows_the_projects_files_but_not_its_bytecode(tmp_path: Path) -> None:
+    nodes = tmp_path / "src" / "demo" / "pipelines" / "nodes.py"
+    nodes.parent.mkdir(parents=True)
+    nodes.write_text("def f(): return 1\n")
+    (tmp_path / "conf" / "base").mkdir(parents=True)
+    (tmp_path / "conf" / "base" / "catalog.yml").write_text("{}\n")
+    (tmp_path / "src" / "loop").symlink_to(tmp_path / "src", target_is_directory=True)
+    before = project_fingerprint(tmp_path)
+
+    cache = nodes.parent / "__pycache__"
+    cache.mkdir()
+    (cache / "nodes.cpython-311.pyc").write_bytes(b"compiled")
+    assert project_fingerprint(tmp_path) == before
+
+    nodes.write_text("def f(): return 20\n")  # an edit deep in the tree
+    assert project_fingerprint(tmp_path) != before
+    edited = project_fingerprint(tmp_path)
+    (tmp_path / "conf" / "base" / "catalog.yml").unlink()
+    assert project_fingerprint(tmp_path) != edited

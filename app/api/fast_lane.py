@@ -1,17 +1,18 @@
 """The hot paths' fast lane: a plain `GET /api/v1/jobs/{id}` or `POST /api/v1/jobs`
 answered before routing.
 
-Pollers send the GET more than all other requests together, and submitters the
-POST. Through FastAPI each costs routing twice (the router and the HTTP-metrics
-middleware each match the path), solving the dependency tree, and the metrics
-observations: several times the read itself, and as much as the submit's own
-work. This outermost middleware answers the plain case with the same body the
-endpoint would send, and passes everything else down to the full application, so
-every refusal keeps its one implementation:
+Pollers send the GET more than all other requests together (callers waiting for a
+job, its long poll), and submitters the POST. Through FastAPI each costs routing
+twice (the router and the HTTP-metrics middleware each match the path), solving the
+dependency tree, and the metrics observations: several times the read itself, and
+as much as the submit's own work. This outermost middleware answers the plain case
+with the same body the endpoint would send, and passes everything else down to the
+full application, so every refusal keeps its one implementation:
 
-- GET: no query string, an allowed `Host`, no key needed or a valid key, and the job
-  found and the caller's (`read_job`, as the endpoint reads it: with why it waits for
-  admission, if it does).
+- GET: no query string but `wait=N` (a long poll, 0 < N ≤ 60 in plain decimals), an
+  allowed `Host`, no key needed or a valid key, and the job found and the caller's
+  (`read_job`, as the endpoint reads it: with why it waits for admission, if it does;
+  with `wait`, the endpoint's `wait_for_job`).
 - Following a job's output or transitions (`/logs` or `/events` with `?follow=true`
   or `Accept: text/event-stream`): no other query parameter than `offset` (logs), a
   well-formed `Last-Event-ID` if any, no repeated header, an allowed `Host`, no key
@@ -44,7 +45,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.api.limits import MAX_BODY_BYTES, cross_site, is_json
 from app.api.security import KeyRing
 from app.api.streams import EventStream, log_stream, status_stream
-from app.ops.job_views import read_job
+from app.ops.job_views import MAX_WAIT_SECONDS, read_job, wait_for_job
 from app.ops.webhooks import check_notify
 from app.schemas.jobs import JobCreate
 from app.store import Visibility
@@ -79,14 +80,16 @@ class FastLane:
                 self._counter.inc()
                 await stream(scope, receive, send)
                 return
-        elif scope["type"] == "http" and not scope.get("query_string"):
-            if scope["method"] == "GET" and scope["path"].startswith(PREFIX):
-                body = await self._answer(scope)
+        elif scope["type"] == "http":
+            query: bytes = scope.get("query_string", b"")
+            wait = _plain_wait(query) if scope["method"] == "GET" else None
+            if wait is not None and scope["path"].startswith(PREFIX):
+                body = await self._answer(scope, wait)
                 if body is not None:
                     self._counter.inc()
                     await _send_json(send, 200, body)
                     return
-            elif scope["method"] == "POST" and scope["path"] == SUBMIT_PATH:
+            elif scope["method"] == "POST" and not query and scope["path"] == SUBMIT_PATH:
                 passed_on = await self._submit(scope, receive, send)
                 if passed_on is None:
                     return
@@ -136,8 +139,9 @@ class FastLane:
             return None
         return _caller(keyring, headers)
 
-    async def _answer(self, scope: Scope) -> bytes | None:
-        """The job's JSON, or None when the full application must answer."""
+    async def _answer(self, scope: Scope, wait: float) -> bytes | None:
+        """The job's JSON (once terminal, or after `wait` seconds if not 0), or None when
+        the full application must answer."""
         job_id = scope["path"][len(PREFIX) :]
         if not _UUID.fullmatch(job_id):
             return None
@@ -149,7 +153,18 @@ class FastLane:
         if visibility is None:
             return None
         try:
-            job = await read_job(state.manager, job_id=_canonical(job_id), visibility=visibility)
+            if wait:
+                job = await wait_for_job(
+                    state.manager,
+                    state.hub,
+                    job_id=_canonical(job_id),
+                    visibility=visibility,
+                    seconds=wait,
+                )
+            else:
+                job = await read_job(
+                    state.manager, job_id=_canonical(job_id), visibility=visibility
+                )
         except Exception:  # the full path answers it: 404, 503, or a logged 500
             return None
         return job.model_dump_json().encode()
@@ -197,6 +212,17 @@ class FastLane:
 
 
 _FOLLOWED = ("/logs", "/events")
+_WAIT = re.compile(r"^wait=([0-9]{1,2}(?:\.[0-9]{1,6})?)$")
+
+
+def _plain_wait(query: bytes) -> float | None:
+    """0 for no query string, N for `wait=N` as the endpoint takes it (0 < N ≤ 60, in
+    plain decimals), None for anything else."""
+    if not query:
+        return 0.0
+    found = _WAIT.fullmatch(query.decode("latin-1"))
+    seconds = float(found.group(1)) if found else 0.0
+    return seconds if 0 < seconds <= MAX_WAIT_SECONDS else None
 
 
 def _follow_start(query: bytes, headers: dict[bytes, bytes], *, offsets: bool) -> int | None:

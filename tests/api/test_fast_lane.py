@@ -69,7 +69,8 @@ def test_a_pending_job_is_read_by_the_fast_lane_as_the_endpoint_reads_it(
 ) -> None:
     """Pending jobs are what pollers read most: published ones as they are, and one that
     waits for admission with why it waits and its place in line, the same body as the
-    endpoint's (reached with a query string, which the fast lane leaves alone)."""
+    endpoint's (reached with a query parameter the endpoint ignores, which the fast lane
+    leaves alone)."""
     published = client.post(JOBS, json={"pipeline_name": "arithmetic"}).json()
     limits = {"pipelines": {"arithmetic": 0}}
     assert client.put("/api/v1/limits", json=limits).status_code == 200
@@ -79,13 +80,40 @@ def test_a_pending_job_is_read_by_the_fast_lane_as_the_endpoint_reads_it(
         before = _fast(app)
         fast = client.get(f"{JOBS}/{job['id']}")
         assert _fast(app) == before + 1
-        full = client.get(f"{JOBS}/{job['id']}", params={"wait": 0.001})
+        full = client.get(f"{JOBS}/{job['id']}", params={"full": "1"})
         assert _fast(app) == before + 1
         assert fast.status_code == full.status_code == 200
         assert fast.json() == full.json()
         assert fast.json()["status"] == "pending"
     assert client.get(f"{JOBS}/{waiting['id']}").json()["position"] == 1
     assert client.get(f"{JOBS}/{published['id']}").json()["waiting_reason"] is None
+
+
+def test_a_long_poll_is_answered_by_the_fast_lane_as_the_endpoint_would(
+    app: FastAPI, client: TestClient
+) -> None:
+    pending = client.post(JOBS, json={"pipeline_name": "arithmetic"}).json()
+    finished = _finished_job_with_output(app, client)
+    for job_id, status in ((pending["id"], "pending"), (finished, "completed")):
+        before = _fast(app)
+        waited = client.get(f"{JOBS}/{job_id}", params={"wait": "0.05"})
+        assert _fast(app) == before + 1
+        assert waited.status_code == 200 and waited.json()["status"] == status
+        assert waited.json() == client.get(f"{JOBS}/{job_id}", params={"full": "1"}).json()
+    before = _fast(app)  # a repeated `wait`: the endpoint's to read as it does
+    assert client.get(f"{JOBS}/{finished}?wait=1&wait=2").json()["status"] == "completed"
+    assert _fast(app) == before
+
+
+@pytest.mark.parametrize("query", ["wait=0", "wait=61", "wait=abc", "wait=", "wait=nan"])
+def test_a_wait_the_endpoint_refuses_is_refused_by_the_full_path(
+    app: FastAPI, client: TestClient, query: str
+) -> None:
+    job = client.post(JOBS, json={"pipeline_name": "arithmetic"}).json()
+    before = _fast(app)
+    response = client.get(f"{JOBS}/{job['id']}?{query}")
+    assert _fast(app) == before
+    assert response.status_code == 422, response.text
 
 
 def _finished_job_with_output(app: FastAPI, client: TestClient) -> str:

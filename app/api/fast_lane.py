@@ -84,7 +84,11 @@ class FastLane:
             query: bytes = scope.get("query_string", b"")
             wait = _plain_wait(query) if scope["method"] == "GET" else None
             if wait is not None and scope["path"].startswith(PREFIX):
-                body = await self._answer(scope, wait)
+                try:
+                    body = await self._answer(scope, wait)
+                except Exception as exc:  # a long poll's read failed after it had waited
+                    await _answer_error(scope, receive, send, exc)
+                    return
                 if body is not None:
                     self._counter.inc()
                     await _send_json(send, 200, body)
@@ -141,7 +145,8 @@ class FastLane:
 
     async def _answer(self, scope: Scope, wait: float) -> bytes | None:
         """The job's JSON (once terminal, or after `wait` seconds if not 0), or None when
-        the full application must answer."""
+        the full application must answer. A failure once the wait has begun is raised:
+        the full application would wait all over again."""
         job_id = scope["path"][len(PREFIX) :]
         if not _UUID.fullmatch(job_id):
             return None
@@ -153,20 +158,13 @@ class FastLane:
         if visibility is None:
             return None
         try:
-            if wait:
-                job = await wait_for_job(
-                    state.manager,
-                    state.hub,
-                    job_id=_canonical(job_id),
-                    visibility=visibility,
-                    seconds=wait,
-                )
-            else:
-                job = await read_job(
-                    state.manager, job_id=_canonical(job_id), visibility=visibility
-                )
+            job = await read_job(state.manager, job_id=_canonical(job_id), visibility=visibility)
         except Exception:  # the full path answers it: 404, 503, or a logged 500
             return None
+        if wait and not job.status.is_terminal:
+            job = await wait_for_job(
+                state.manager, state.hub, job_id=job.id, visibility=visibility, seconds=wait
+            )
         return job.model_dump_json().encode()
 
     async def _follow(self, scope: Scope) -> EventStream | None:

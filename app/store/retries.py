@@ -26,15 +26,22 @@ from app.store.types import OutputBatch, RunOutcome, utcnow
 
 logger = logging.getLogger(__name__)
 
-_ATTEMPT = select(  # what ending an attempt needs from its row
-    jobs.c.retry,
-    jobs.c.results,
-    jobs.c.completed_nodes,
-    jobs.c.started_at,
-    jobs.c.worker,
-    jobs.c.cancel_requested,
-    jobs.c.resume_from,
-).where(*OWNED)
+# What ending an attempt needs from its row, locked until the attempt's end commits: a
+# cancel landing in between would otherwise be lost to a retry (SQLite's writers take
+# turns anyway; it has no FOR UPDATE).
+_ATTEMPT = (
+    select(
+        jobs.c.retry,
+        jobs.c.results,
+        jobs.c.completed_nodes,
+        jobs.c.started_at,
+        jobs.c.worker,
+        jobs.c.cancel_requested,
+        jobs.c.resume_from,
+    )
+    .where(*OWNED)
+    .with_for_update()
+)
 
 
 class JobRetries(JobTransitions):

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
+from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
+import pytest
+
+from app.core.config import Settings
 from app.schemas.jobs import JobCreate, JobStatus
 from app.schemas.retry import RetryOn, RetryPolicy
-from app.store import JobManager, RunOutcome, RunProgress, utcnow
+from app.services import build_core
+from app.store import JobManager, RunOutcome, RunProgress, retries, utcnow
 from tests.utils.factories import WORKER, outcome
 
 REDISPATCH = timedelta(seconds=60)
@@ -122,3 +129,47 @@ def test_jobs_without_a_policy_fail_once(manager: JobManager) -> None:
     assert claim is not None and claim.job.retry == RetryPolicy()
     manager.finish_job(job_id=job.id, attempt=1, outcome=_failed("worker_lost"))
     assert manager.get_job(job_id=job.id).status == JobStatus.failed
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def either_store(request: pytest.FixtureRequest, settings: Settings) -> Iterator[JobManager]:
+    """A store on a fresh SQLite file or a fresh PostgreSQL database."""
+    if request.param == "postgresql":
+        server = request.getfixturevalue("postgres_server")
+        settings = settings.model_copy(update={"database_url": server.create_database("retry")})
+    core = build_core(settings)
+    yield core.manager
+    core.manager.dispose()
+
+
+def test_a_cancel_that_lands_while_an_attempt_ends_is_not_lost_to_its_retry(
+    either_store: JobManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cancel is sent between the attempt's end reading the retry policy and writing
+    the retry: it waits for that end, then cancels the pending job."""
+    manager = either_store
+    job_id, attempt = _running(manager, max_attempts=3, on=["failed"], delay_seconds=0)
+    cancels: list[threading.Thread] = []
+    record = retries._attempt_record
+
+    def cancel_meanwhile(*args: Any) -> dict[str, Any]:
+        cancel = threading.Thread(
+            target=manager.request_cancel, kwargs={"job_id": job_id, "reason": "by a user"}
+        )
+        cancel.start()
+        cancel.join(timeout=0.5)  # the window in which an unguarded cancel would land
+        cancels.append(cancel)
+        return record(*args)
+
+    monkeypatch.setattr(retries, "_attempt_record", cancel_meanwhile)
+    assert manager.finish_job(job_id=job_id, attempt=attempt, outcome=_failed("failed"))
+    for cancel in cancels:
+        cancel.join(timeout=30)
+        assert not cancel.is_alive()
+
+    job = manager.get_job(job_id=job_id)
+    assert (job.status, job.error_message) == (JobStatus.cancelled, "by a user")
+    assert [event.status for event in manager.list_events(job_id=job_id)][-2:] == [
+        "pending",
+        "cancelled",
+    ]

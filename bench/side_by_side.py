@@ -1,7 +1,8 @@
 """The gateway beside its peers, in one run: a naive gateway and a bare FastAPI ceiling.
 
 Each peer runs as one uvicorn process (uvloop, httptools, like the gateway) on
-127.0.0.1, gets the same wrk load (32 connections) right after the gateway, and
+127.0.0.1, with uvicorn's default logging (an access-log line per request, as the
+gateway writes), gets the same wrk load (32 connections) right after the gateway, and
 each number is reported with the 1-minute load average when its run started (on
 a shared 2-core machine the load moves the numbers more than anything else).
 The naive gateway (`bench/peers/naive.py`) starts no run (`NAIVE_RUN=0`), as the
@@ -43,9 +44,6 @@ def peer(module: str, directory: Path, **env: str) -> Iterator[str]:
             "127.0.0.1",
             "--port",
             str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
         ],
         cwd=Path(__file__).resolve().parents[1],
         env=scrubbed_env(**env),

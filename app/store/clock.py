@@ -12,18 +12,22 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, bindparam, func, select
 
+from app.store.tables import UTCDateTime
 from app.store.types import utcnow
 
+# This process's time in a statement built once: pass {"now": utcnow()} with it.
+NOW = bindparam("now", type_=UTCDateTime())
 
-def database_now_expression(dialect: str, now: Any) -> Any:
-    """`now`, by the database's clock, as a value for a UTC timestamp column: `now` (a
-    value or a bound parameter of this process's time) except on PostgreSQL."""
+
+def database_now_expression(dialect: str) -> Any:
+    """`now`, by the database's clock, as a value for a UTC timestamp column in a
+    statement built once: `NOW` except on PostgreSQL."""
     if dialect == "postgresql":
         # Columns hold naive UTC: convert whatever the session's TimeZone is.
         return func.timezone("UTC", func.clock_timestamp())
-    return now
+    return NOW
 
 
 def read_database_now(connection: Connection) -> datetime:

@@ -264,8 +264,6 @@ def _output_statement(dialect: str) -> Any:
             completed_nodes=bindparam("new_completed_nodes", type_=jobs.c.completed_nodes.type),
             running_nodes=bindparam("new_running_nodes", type_=jobs.c.running_nodes.type),
             total_nodes=bindparam("new_total_nodes"),
-            heartbeat_at=database_now_expression(
-                dialect, bindparam("now", type_=jobs.c.heartbeat_at.type)
-            ),
+            heartbeat_at=database_now_expression(dialect),
         )
     )

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, bindparam, or_, select, update
 
 from app.core.exceptions import JobConflict
 from app.schemas.jobs import Job, JobStatus
-from app.store.clock import database_now_expression, read_database_now
+from app.store.clock import NOW, database_now_expression, read_database_now
 from app.store.outbox import enqueue_status_event
 from app.store.output import OutputLog
 from app.store.rows import JOB_COLUMNS, OWNED, owner, record_event, to_job
@@ -249,9 +249,6 @@ class JobTransitions(OutputLog):
         return finished
 
 
-_NOW = bindparam("now", type_=jobs.c.started_at.type)
-
-
 @cache
 def _claim_statement(dialect: str) -> Any:
     return (
@@ -261,15 +258,15 @@ def _claim_statement(dialect: str) -> Any:
             jobs.c.status == JobStatus.pending.value,
             jobs.c.cancel_requested.is_(False),
             # A retry waits for its time even if an old message turns up early.
-            or_(jobs.c.next_attempt_at.is_(None), jobs.c.next_attempt_at <= _NOW),
+            or_(jobs.c.next_attempt_at.is_(None), jobs.c.next_attempt_at <= NOW),
         )
         .values(
             status=JobStatus.running.value,
             next_attempt_at=None,
             attempt=jobs.c.attempt + 1,
             worker=bindparam("new_worker"),
-            started_at=_NOW,
-            heartbeat_at=database_now_expression(dialect, _NOW),
+            started_at=NOW,
+            heartbeat_at=database_now_expression(dialect),
         )
         .returning(*JOB_COLUMNS)
     )
@@ -280,7 +277,7 @@ def _heartbeat_statement(dialect: str) -> Any:
     return (
         update(jobs)
         .where(*OWNED)
-        .values(heartbeat_at=database_now_expression(dialect, _NOW))
+        .values(heartbeat_at=database_now_expression(dialect))
         .returning(jobs.c.cancel_requested, jobs.c.cancel_reason)
     )
 
@@ -290,7 +287,7 @@ _FINISH = (
     .where(*OWNED)
     .values(
         status=bindparam("new_status"),
-        completed_at=_NOW,
+        completed_at=NOW,
         running_nodes=[],
         exit_code=bindparam("new_exit_code"),
         execution_time=bindparam("new_execution_time"),

@@ -10,13 +10,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from app.core.exceptions import JobConflict, JobNotFound
 from app.schemas.jobs import Job, JobCreate, JobEvent, JobStatus
 from app.schemas.retry import RetryPolicy
 from app.store.base import StoreBase
+from app.store.bulk import BulkInsert
 from app.store.cursors import decode_cursor, encode_cursor
 from app.store.lanes import lane_of
 from app.store.outbox import save_notify
@@ -27,6 +28,8 @@ from app.store.types import EVERYONE, Visibility, utcnow
 logger = logging.getLogger(__name__)
 
 GROUP_INSERT_LOCK = 0x6B6A6F6273  # any constant; the same in every process
+_INSERT_JOBS = BulkInsert(jobs)
+_INSERT_EVENTS = BulkInsert(job_events)
 
 
 class JobRecords(StoreBase):
@@ -86,18 +89,23 @@ class JobRecords(StoreBase):
             return None
 
     def _insert_jobs(self, batch: Sequence[NewJob], values: list[dict[str, Any]]) -> list[Job]:
-        events = [
-            event_values(row["id"], JobStatus.pending, "submitted", 0, None, row["created_at"])
-            for row in values
-        ]
+        dialect = self._engine.dialect
+        job_rows = _INSERT_JOBS.convert(dialect, values)
+        event_rows = _INSERT_EVENTS.convert(
+            dialect,
+            [
+                event_values(row["id"], JobStatus.pending, "submitted", 0, None, row["created_at"])
+                for row in values
+            ],
+        )
         with self._write() as connection:
             if len(values) > 1 and connection.dialect.name == "postgresql":
                 # Each job's insert bumps its counter row in `job_counts`, a shard chosen by
                 # its id: two groups at once (two API processes) would lock those rows in
                 # different orders and deadlock. They take turns, as the rows make them.
                 connection.execute(select(func.pg_advisory_xact_lock(GROUP_INSERT_LOCK)))
-            connection.execute(insert(jobs), values)
-            connection.execute(insert(job_events), events)
+            job_rows.execute(connection)
+            event_rows.execute(connection)
             for new, row in zip(batch, values, strict=True):
                 save_notify(connection, row["id"], new.request.notify)
         _log_recorded(values)

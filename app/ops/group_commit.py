@@ -4,11 +4,16 @@ broker pipeline.
 No thread of its own: the first caller to find the turn free leads. It takes every
 submit queued so far (its own among them), decides them together (`decide`: one
 read of the limits for the group), records the accepted ones in one transaction,
-publishes the new ones, and answers each. Callers that queued while it worked wait
+answers each, then publishes the new ones. Callers that queued while it worked wait
 for the turn; the next to get it finds its own submit answered, or leads the next
-group. A lone submit is a group of one, with no added wait. On SQLite this turns
-one write lock per job into one per group; on PostgreSQL one commit (one WAL flush)
-per group.
+group. A lone submit is a group of one, with no added wait. On SQLite this turns one
+write lock per job into one per group; on PostgreSQL one commit (one WAL flush) per
+group.
+
+A job is the store's once its transaction commits: a publish the broker refuses (or
+one cut short by a crash) leaves it for the maintenance pass, which publishes it
+again, so the answer does not wait for the publish. The callers' event loop sends
+their answers, and takes their next submits, while the leader publishes.
 
 An asynchronous caller (`submit_async`) does not hold a thread while it waits: the
 first of them to find no leader at work starts one on a thread, which leads groups
@@ -18,6 +23,7 @@ until none is queued.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -26,6 +32,8 @@ from app.broker.admission import release_waiting
 from app.broker.publisher import Broker
 from app.schemas.jobs import Job
 from app.store import JobManager, NewJob
+
+logger = logging.getLogger(__name__)
 
 MAX_GROUP = 256
 
@@ -96,11 +104,13 @@ class GroupCommit:
         if not group:
             return
         try:
-            self._record(self._decided(group))
+            recorded = self._record(self._decided(group))
         except Exception as exc:
             for _, answer in group:
                 if not answer.done():
                     answer.set_exception(exc)
+            return
+        self._publish(recorded)
 
     def _decided(self, group: list[tuple[NewJob, Answer]]) -> list[tuple[NewJob, Answer]]:
         """The group's accepted submits, as decided; the refused ones are answered."""
@@ -114,28 +124,30 @@ class GroupCommit:
                 accepted.append((decided, answer))
         return accepted
 
-    def _record(self, group: list[tuple[NewJob, Answer]]) -> None:
+    def _record(self, group: list[tuple[NewJob, Answer]]) -> list[Job]:
+        """Record the group's submits and answer each; returns the new jobs to publish."""
         if not group:
-            return
+            return []
         news = [new for new, _ in group]
         jobs = self._manager.create_jobs(news)
         found: list[tuple[Job, bool] | None]
         if jobs is None:  # an idempotency key in the group is taken: one by one, then
             found = [self._record_alone(new, answer) for new, answer in group]
         else:
-            self._publish([job for new, job in zip(news, jobs, strict=True) if new.dispatched])
             found = [(job, True) for job in jobs]
         self._answer(group, found)
+        return [
+            each[0]
+            for new, each in zip(news, found, strict=True)
+            if each is not None and each[1] and new.dispatched
+        ]
 
     def _record_alone(self, new: NewJob, answer: Answer) -> tuple[Job, bool] | None:
         try:
-            job, created = self._manager.create_job_from(new)
-            if created and new.dispatched:
-                self._publish([job])
+            return self._manager.create_job_from(new)
         except Exception as exc:
             answer.set_exception(exc)
             return None
-        return job, created
 
     def _answer(
         self, group: list[tuple[NewJob, Answer]], found: list[tuple[Job, bool] | None]
@@ -157,6 +169,13 @@ class GroupCommit:
                 answer.set_result((job, created))
 
     def _publish(self, jobs: list[Job]) -> None:
-        """Publish recorded jobs; one the broker refused stays for the maintenance pass."""
+        """Publish recorded jobs; one the broker refused stays for the maintenance pass
+        (marked so; one that cannot be marked is published again once its dispatch is
+        overdue)."""
         for job in self._broker.publish_many(jobs):
-            self._manager.mark_undispatched(job_id=job.id)
+            try:
+                self._manager.mark_undispatched(job_id=job.id)
+            except Exception:
+                logger.exception(
+                    "job %s: could not mark it unpublished", job.id, extra={"job_id": job.id}
+                )

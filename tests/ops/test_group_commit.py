@@ -129,6 +129,26 @@ def test_with_the_broker_down_a_group_stays_recorded_for_the_maintenance_pass(
     assert {job.id for job, again in due if not again} == {job.id for job, _ in outcomes}
 
 
+def test_a_refused_publish_that_cannot_be_marked_is_logged_and_published_again_later(
+    manager: JobManager,
+    dead_broker: Broker,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def store_down(**_: Any) -> None:
+        raise OSError("disk I/O error")
+
+    monkeypatch.setattr(manager, "mark_undispatched", store_down)
+    group = GroupCommit(manager=manager, broker=dead_broker)
+    job, created = group.submit(_new())
+    assert created
+    assert "could not mark it unpublished" in caplog.text
+    assert manager.jobs_to_dispatch(redispatch_after=timedelta(hours=1)) == []
+    assert [found.id for found, _ in manager.jobs_to_dispatch(redispatch_after=timedelta(0))] == [
+        job.id
+    ]
+
+
 def test_submits_awaited_on_the_loop_share_groups_led_by_one_thread(
     manager: JobManager, broker: Broker, queue_length, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -154,6 +174,33 @@ def test_submits_awaited_on_the_loop_share_groups_led_by_one_thread(
     assert len(sizes) < 10, sizes  # queued while a group committed: they formed the next
     assert queue_length() == 50
     assert not group._leading
+
+
+def test_each_submit_is_answered_before_its_group_is_published(
+    manager: JobManager, broker: Broker, queue_length, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    group = GroupCommit(manager=manager, broker=broker)
+    release = threading.Event()
+    publish_many = broker.publish_many
+
+    def held(jobs: list[Any]) -> Any:
+        release.wait(10)
+        return publish_many(jobs)
+
+    monkeypatch.setattr(broker, "publish_many", held)
+
+    async def submit() -> tuple[Any, int]:
+        try:
+            job, _ = await asyncio.wait_for(group.submit_async(_new()), timeout=5)
+            return job, queue_length()
+        finally:
+            release.set()  # the default executor's thread must end before the loop closes
+
+    job, published_when_answered = asyncio.run(submit())
+    assert published_when_answered == 0
+    assert manager.get_job(job_id=job.id).status.value == "pending"
+    _wait_for(lambda: queue_length() == 1, "the group's publish")
+    _wait_for(lambda: not group._leading, "the leader to stop")
 
 
 def test_a_caller_that_goes_away_still_has_its_submit_recorded(

@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import psutil
@@ -207,8 +208,16 @@ def test_the_database_and_run_configs_are_private_and_stale_runs_are_swept(
     foreign.mkdir()
     job = submit(client, pipeline_name="slow", parameters={"slow": {"seconds": 30}})
     wait_for_status(client, job["id"], {"running"})
-    (running_dir,) = hardened.directory.glob(f"kedro-job-{job['id']}-*")
-    (config,) = running_dir.iterdir()
+
+    def run_files() -> tuple[Path, list[Path]] | None:
+        """The run's directory and its files, once it has made them (after its claim)."""
+        for directory in hardened.directory.glob(f"kedro-job-{job['id']}-*"):
+            if files := list(directory.iterdir()):
+                return directory, files
+        return None
+
+    running_dir, files = wait_until(run_files, timeout=10, what="the run's directory")
+    (config,) = files
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
     assert stat.S_IMODE(running_dir.stat().st_mode) == 0o700
     hardened.start_worker(name="w2", concurrency=1)  # a starting worker sweeps

@@ -110,7 +110,6 @@ jobs = Table(
         "created_at",
         "id",
     ),
-    Index("ix_jobs_user_status", "user_id", "status"),
     Index("ix_jobs_completed", "completed_at"),
     Index("ix_jobs_admitted", "status", "admitted_at"),
     Index(

@@ -38,6 +38,19 @@ def _wait_for(condition: Any, what: str, timeout: float = 10.0) -> None:
         time.sleep(0.005)
 
 
+def _held_until_set(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> threading.Event:
+    """Make `owner.name` wait (at most 10 s) until the returned event is set."""
+    release = threading.Event()
+    original = getattr(owner, name)
+
+    def held(*args: Any, **kwargs: Any) -> Any:
+        release.wait(10)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, held)
+    return release
+
+
 def _in_one_group(
     group: GroupCommit, manager: JobManager, monkeypatch: pytest.MonkeyPatch, news: list[NewJob]
 ) -> tuple[list[int], list[Any]]:
@@ -180,14 +193,7 @@ def test_each_submit_is_answered_before_its_group_is_published(
     manager: JobManager, broker: Broker, queue_length, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     group = GroupCommit(manager=manager, broker=broker)
-    release = threading.Event()
-    publish_many = broker.publish_many
-
-    def held(jobs: list[Any]) -> Any:
-        release.wait(10)
-        return publish_many(jobs)
-
-    monkeypatch.setattr(broker, "publish_many", held)
+    release = _held_until_set(monkeypatch, broker, "publish_many")
 
     async def submit() -> tuple[Any, int]:
         try:
@@ -207,14 +213,7 @@ def test_a_caller_that_goes_away_still_has_its_submit_recorded(
     manager: JobManager, broker: Broker, queue_length, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     group = GroupCommit(manager=manager, broker=broker)
-    held = threading.Event()
-    create_jobs = manager.create_jobs
-
-    def gated(batch: list[NewJob]) -> Any:
-        held.wait(10)
-        return create_jobs(batch)
-
-    monkeypatch.setattr(manager, "create_jobs", gated)
+    held = _held_until_set(monkeypatch, manager, "create_jobs")
 
     async def submit_then_leave() -> None:
         waiter = asyncio.ensure_future(group.submit_async(_new()))

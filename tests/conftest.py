@@ -98,6 +98,17 @@ def manager(settings: Settings) -> Iterator[JobManager]:
     core.manager.dispose()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_manager(
+    request: pytest.FixtureRequest, settings: Settings, tmp_path: Path
+) -> Iterator[JobManager]:
+    """A store on a fresh SQLite file or a fresh PostgreSQL database."""
+    url = database_url(request, request.param, tmp_path, "store")
+    core = build_core(settings.model_copy(update={"database_url": url}))
+    yield core.manager
+    core.manager.dispose()
+
+
 @pytest.fixture(scope="session")
 def postgres_server(pytestconfig: pytest.Config) -> Iterator[PostgresServer]:
     """One throwaway PostgreSQL for the session; each stack creates its own database in it."""

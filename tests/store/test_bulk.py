@@ -13,17 +13,12 @@ from sqlalchemy import Engine, insert, select
 from app.store.bulk import BulkInsert
 from app.store.database import create_db_engine, upgrade_database
 from app.store.tables import job_events, jobs
-from tests.utils.postgres import PostgresServer
+from tests.utils.postgres import database_url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "postgresql":
-        server: PostgresServer = request.getfixturevalue("postgres_server")
-        url = server.create_database("bulk")
-    else:
-        url = f"sqlite:///{tmp_path / 'jobs.db'}"
-    engine = create_db_engine(url)
+    engine = create_db_engine(database_url(request, request.param, tmp_path, "bulk"))
     upgrade_database(engine)
     yield engine
     engine.dispose()

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from app.core.config import Settings
 from app.schemas.jobs import JobCreate, JobStatus
 from app.schemas.retry import RetryOn, RetryPolicy
-from app.services import build_core
 from app.store import JobManager, RunOutcome, RunProgress, retries, utcnow
 from tests.utils.factories import WORKER, outcome
 
@@ -131,23 +128,12 @@ def test_jobs_without_a_policy_fail_once(manager: JobManager) -> None:
     assert manager.get_job(job_id=job.id).status == JobStatus.failed
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def either_store(request: pytest.FixtureRequest, settings: Settings) -> Iterator[JobManager]:
-    """A store on a fresh SQLite file or a fresh PostgreSQL database."""
-    if request.param == "postgresql":
-        server = request.getfixturevalue("postgres_server")
-        settings = settings.model_copy(update={"database_url": server.create_database("retry")})
-    core = build_core(settings)
-    yield core.manager
-    core.manager.dispose()
-
-
 def test_a_cancel_that_lands_while_an_attempt_ends_is_not_lost_to_its_retry(
-    either_store: JobManager, monkeypatch: pytest.MonkeyPatch
+    any_manager: JobManager, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The cancel is sent between the attempt's end reading the retry policy and writing
     the retry: it waits for that end, then cancels the pending job."""
-    manager = either_store
+    manager = any_manager
     job_id, attempt = _running(manager, max_attempts=3, on=["failed"], delay_seconds=0)
     cancels: list[threading.Thread] = []
     record = retries._attempt_record

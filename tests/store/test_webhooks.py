@@ -232,16 +232,6 @@ DEAD = "https://dead.example.com/in"
 ALIVE = "https://alive.example.com/in"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def any_manager(
-    request: pytest.FixtureRequest, settings: Settings, tmp_path: Path
-) -> Iterator[JobManager]:
-    url = database_url(request, request.param, tmp_path, "holds")
-    core = build_core(settings.model_copy(update={"database_url": url}))
-    yield core.manager
-    core.manager.dispose()
-
-
 def enqueue(manager: JobManager, webhook_id: str, count: int) -> list[str]:
     """`count` test deliveries written one after another (each later than the one before)."""
     return [manager.enqueue_test(webhook_id=webhook_id).id for _ in range(count)]

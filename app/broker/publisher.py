@@ -22,6 +22,7 @@ from celery import Celery
 from app.broker.celery_app import REFRESH_PIPELINES_TASK, RUN_JOB_TASK, create_celery
 from app.core.config import Settings
 from app.core.exceptions import BrokerUnavailable
+from app.core.ids import random_uuids
 from app.schemas.jobs import Job
 
 logger = logging.getLogger(__name__)
@@ -90,10 +91,12 @@ class Broker:
         lineage = (
             (parent.request.root_id or parent.request.id, parent.request.id) if parent else None
         )
+        ids = random_uuids(2 * len(jobs))
         with producer.channel.conn_or_acquire() as client:
             pipeline = client.pipeline(transaction=False)
-            for job in jobs:
-                pipeline.lpush(job.queue, message.for_job(job.id, job.queue, lineage))
+            for job, task_id, tag in zip(jobs, ids[::2], ids[1::2], strict=True):
+                run = message.for_job(job.id, job.queue, lineage, task_id=task_id, tag=tag)
+                pipeline.lpush(job.queue, run)
             pipeline.execute()
 
     def _make_run_message(self, producer: Any) -> RunMessage | None:
@@ -212,10 +215,18 @@ class RunMessage:
             raise UnfillableMessage("its body or headers are not Celery's protocol 2")
         return cls(envelope=envelope, body=body, queue_mark=queue_mark)
 
-    def for_job(self, job_id: str, queue: str, lineage: tuple[str, str] | None = None) -> str:
-        """The message that runs `job_id` (a UUID), for `queue`; `lineage`, the root and
-        parent task ids of a message sent from a task (none: the message is its own root)."""
-        task_id = str(uuid.uuid4())
+    def for_job(
+        self,
+        job_id: str,
+        queue: str,
+        lineage: tuple[str, str] | None = None,
+        *,
+        task_id: str,
+        tag: str,
+    ) -> str:
+        """The message that runs `job_id` (a UUID), for `queue`, as task `task_id` with
+        delivery tag `tag` (UUIDs); `lineage`, the root and parent task ids of a message
+        sent from a task (none: the message is its own root)."""
         root, parent = lineage or (task_id, None)
         body = base64.b64encode(self.body.replace(_JOB_MARK, job_id).encode()).decode()
         return (
@@ -224,7 +235,7 @@ class RunMessage:
             .replace(_ROOT_MARK, root)
             .replace(f'"{_PARENT_MARK}"', json.dumps(parent))
             .replace(_TASK_MARK, task_id)
-            .replace(_TAG_MARK, str(uuid.uuid4()))
+            .replace(_TAG_MARK, tag)
             .replace(self.queue_mark, json.dumps(queue)[1:-1])
         )
 

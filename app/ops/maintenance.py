@@ -75,15 +75,19 @@ def _publish_due(manager: JobManager, broker: Broker, settings: Settings) -> int
         redispatch_after=timedelta(seconds=settings.redispatch_after_seconds)
     )
     waiting = _queues_with_messages(broker, {job.queue for job, again in due if again})
-    published = 0
+    # A job whose queue holds messages is taken to be among them (a long queue, not a
+    # lost message): it backs off as if published again, and leaves room in the next
+    # pass for jobs that are due.
+    queued = [job.id for job, again in due if again and job.queue in waiting]
+    published: list[str] = []
     for job, again in due:
         if again and job.queue in waiting:
             continue
         if not broker.publish(job):
             break
-        manager.mark_dispatched(job_id=job.id)
-        published += 1
-    return published
+        published.append(job.id)
+    manager.mark_all_dispatched(job_ids=published + queued)
+    return len(published)
 
 
 def _queues_with_messages(broker: Broker, queues: set[str]) -> set[str]:

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, or_, select, update
 
 from app.core.exceptions import JobConflict
 from app.schemas.jobs import Job, JobStatus
@@ -25,47 +25,49 @@ from app.store.types import EVERYONE, Claim, OutputBatch, RunOutcome, Visibility
 
 logger = logging.getLogger(__name__)
 
+DISPATCH_BATCH = 200
+# A job published but not claimed is due again after `redispatch_after`, doubled with
+# each publish up to this many times: a long queue is not a lost message.
+MAX_BACKOFF_DOUBLINGS = 6
+
 
 class JobTransitions(OutputLog):
     """Dispatch bookkeeping, claim, heartbeat, finish, cancel and reaping of lost runs."""
 
     def jobs_to_dispatch(
-        self, *, redispatch_after: timedelta, limit: int = 200
+        self, *, redispatch_after: timedelta, limit: int = DISPATCH_BATCH
     ) -> list[tuple[Job, bool]]:
-        """Pending jobs never published, or published long ago and still unclaimed.
+        """Pending jobs never published, or published long ago and still unclaimed,
+        oldest first.
 
-        Each comes with whether it was published before (a re-publish)."""
+        Each comes with whether it was published before (a re-publish). The backoff is
+        part of the query, so jobs still backing off never fill the `limit` in front of
+        a due one."""
         now = utcnow()
         with self._read() as connection:
             rows = connection.execute(
-                select(*JOB_COLUMNS, jobs.c.dispatched_at, jobs.c.dispatch_count)
+                select(*JOB_COLUMNS, jobs.c.dispatched_at)
                 .where(
                     jobs.c.status == JobStatus.pending.value,
                     jobs.c.cancel_requested.is_(False),
                     or_(jobs.c.next_attempt_at.is_(None), jobs.c.next_attempt_at <= now),
                     jobs.c.admitted_at.is_not(None),
-                    or_(
-                        jobs.c.dispatched_at.is_(None),
-                        jobs.c.dispatched_at < now - redispatch_after,
-                    ),
+                    _dispatch_due(now, redispatch_after),
                 )
                 .order_by(jobs.c.created_at)
                 .limit(limit)
             ).all()
-        due = []
-        for row in rows:
-            # Back off exponentially: a long queue is not a lost message.
-            backoff = redispatch_after * 2 ** min(max(row.dispatch_count - 1, 0), 6)
-            if row.dispatched_at is None or row.dispatched_at <= now - backoff:
-                due.append((to_job(row._mapping), row.dispatched_at is not None))
-        return due
+        return [(to_job(row._mapping), row.dispatched_at is not None) for row in rows]
 
-    def mark_dispatched(self, *, job_id: str) -> None:
-        """Note that a message for this job was just published."""
+    def mark_all_dispatched(self, *, job_ids: list[str]) -> None:
+        """Note that a message for each job was just published, or is known to be queued:
+        each backs off further before it is due again."""
+        if not job_ids:
+            return
         with self._write() as connection:
             connection.execute(
                 update(jobs)
-                .where(jobs.c.id == job_id, jobs.c.status == JobStatus.pending.value)
+                .where(jobs.c.id.in_(job_ids), jobs.c.status == JobStatus.pending.value)
                 .values(dispatched_at=utcnow(), dispatch_count=jobs.c.dispatch_count + 1)
             )
 
@@ -296,3 +298,22 @@ _FINISH = (
     )
     .returning(jobs.c.worker)
 )
+
+
+def _dispatch_due(now: datetime, redispatch_after: timedelta) -> Any:
+    """Never published, or published more than `redispatch_after` ago, doubled per
+    publish after the first (up to `MAX_BACKOFF_DOUBLINGS` times)."""
+    published_before = [
+        jobs.c.dispatched_at < now - redispatch_after * 2**doublings
+        for doublings in range(MAX_BACKOFF_DOUBLINGS + 1)
+    ]
+    count = jobs.c.dispatch_count
+    return or_(
+        jobs.c.dispatched_at.is_(None),
+        and_(count <= 1, published_before[0]),
+        *(
+            and_(count == doublings + 1, published_before[doublings])
+            for doublings in range(1, MAX_BACKOFF_DOUBLINGS)
+        ),
+        and_(count > MAX_BACKOFF_DOUBLINGS, published_before[MAX_BACKOFF_DOUBLINGS]),
+    )

@@ -11,6 +11,7 @@ from app.core.config import Settings
 from app.ops.maintenance import maintenance_pass, reap_restarted_worker
 from app.schemas.jobs import JobStatus
 from app.store import JobManager
+from app.store.transitions import DISPATCH_BATCH
 from tests.utils.factories import WORKER, running, submit
 from tests.utils.stack import wait_until
 
@@ -55,6 +56,25 @@ def test_a_message_still_queued_is_not_published_again(
 
     wait_until(still_one, timeout=10, what="the job to be due for a re-publish")
     assert queue_length() == 1  # a long queue, not a lost message
+
+
+def test_jobs_queued_for_an_absent_worker_do_not_hold_back_an_unpublished_job(
+    manager: JobManager, broker: Broker, broker_settings: Settings, queue_length
+) -> None:
+    """More overdue jobs than one pass takes wait on a queue no worker serves (their
+    messages are there); a newer job whose publish failed is still published."""
+    impatient = broker_settings.model_copy(update={"redispatch_after_seconds": 0.01})
+    idle = [submit(manager, dispatched=True, queue="gpu") for _ in range(DISPATCH_BATCH + 5)]
+    assert broker.publish_many(idle) == []
+    lost = submit(manager, dispatched=False)
+    wait_until(
+        lambda: maintenance_pass(manager, broker, impatient).published == 1,
+        timeout=10,
+        what="the unpublished job's publish",
+    )
+    assert queue_length() == 1
+    assert queue_length("gpu") == len(idle)  # queued already: not published again
+    assert manager.get_job(job_id=lost.id).status == JobStatus.pending
 
 
 def test_a_lost_message_is_published_again(

@@ -830,7 +830,7 @@ def test_jobs_to_dispatch(manager: JobManager) -> None:
     assert [job.id for job, _ in manager.jobs_to_dispatch(redispatch_after=window)] == [
         unpublished.id
     ]
-    manager.mark_dispatched(job_id=unpublished.id)
+    manager.mark_all_dispatched(job_ids=[unpublished.id])
     assert manager.jobs_to_dispatch(redispatch_after=window) == []
 
     manager.mark_undispatched(job_id=published.id)
@@ -849,6 +849,18 @@ def test_jobs_to_dispatch_is_oldest_first_and_limited(manager: JobManager) -> No
     created = [submit(manager).id for _ in range(5)]
     due = manager.jobs_to_dispatch(redispatch_after=timedelta(seconds=60), limit=3)
     assert [job.id for job, _ in due] == created[:3]
+
+
+def test_jobs_backing_off_do_not_hide_a_due_job_behind_the_limit(
+    manager: JobManager, db: Engine
+) -> None:
+    """The limit counts due jobs only: older ones still backing off do not fill it."""
+    backing_off = [submit(manager, dispatched=True).id for _ in range(3)]
+    for job_id in backing_off:
+        _set_dispatch(db, job_id, ago=timedelta(minutes=5), count=7)  # due after 64 minutes
+    unpublished = submit(manager, dispatched=False)
+    due = manager.jobs_to_dispatch(redispatch_after=timedelta(seconds=60), limit=3)
+    assert [(job.id, again) for job, again in due] == [(unpublished.id, False)]
 
 
 def test_redispatch_backs_off(manager: JobManager, db: Engine) -> None:
@@ -875,7 +887,7 @@ def test_redispatch_backs_off(manager: JobManager, db: Engine) -> None:
     _set_dispatch(db, job.id, ago=timedelta(hours=3), count=50)
     assert due()
 
-    manager.mark_dispatched(job_id=job.id)
+    manager.mark_all_dispatched(job_ids=[job.id])
     assert not due()
     with db.connect() as connection:
         count = connection.execute(

@@ -31,7 +31,7 @@ def _exit_cleanly(_signum: int, _frame: FrameType | None) -> None:
 
 def main() -> None:
     settings = get_settings()
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, batched=True)
     for stop_signal in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop_signal, _exit_cleanly)
     if settings.celery_broker_url:

@@ -11,9 +11,12 @@ import contextlib
 import json
 import logging
 import re
+import threading
+import time
 from collections.abc import Iterator
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from typing import Any
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _current_job: ContextVar[str | None] = ContextVar("current_job", default=None)
@@ -75,12 +78,73 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
-    """Replace the gateway's handler on the root logger; safe to call more than once."""
+class BatchingStreamHandler(logging.StreamHandler[Any]):
+    """A stream handler that writes lines below WARNING a few milliseconds late, many in
+    one write, from a thread of its own; a warning or an error is written at once,
+    after the lines before it.
+
+    A busy API logs a line per request. Written at once, each line is a system call on
+    the event loop's thread, which lets go of the GIL and must then get it back from
+    the thread recording submits. For the API's processes only: a forked child would
+    have no writer thread."""
+
+    def __init__(self, delay: float = 0.01) -> None:
+        super().__init__()
+        self._delay = delay
+        self._pending: list[str] = []
+        self._writing = threading.Lock()  # the stream's order: one batch at a time
+        self._wake = threading.Event()
+        self._closed = False
+        threading.Thread(target=self._write_batches, name="log-writer", daemon=True).start()
+
+    def emit(self, record: logging.LogRecord) -> None:  # called holding `self.lock`
+        try:
+            self._pending.append(self.format(record) + self.terminator)
+        except Exception:
+            self.handleError(record)
+            return
+        if record.levelno >= logging.WARNING:
+            self.flush()
+        elif len(self._pending) == 1:
+            self._wake.set()
+
+    def flush(self) -> None:
+        """Write every pending line now."""
+        with self._writing:
+            with self.lock:  # type: ignore[union-attr]
+                lines, self._pending = self._pending, []
+            if lines:
+                self.stream.write("".join(lines))
+                self.stream.flush()
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+        super().close()
+
+    def _write_batches(self) -> None:
+        while not self._closed:
+            self._wake.wait()
+            time.sleep(self._delay)  # let the lines of the next few milliseconds join
+            self._wake.clear()
+            # A stream that fails (closed, a full disk) has nowhere to report it either.
+            with contextlib.suppress(Exception):
+                self.flush()
+
+
+def configure_logging(
+    level: str = "INFO", log_format: str = "text", *, batched: bool = False
+) -> None:
+    """Replace the gateway's handler on the root logger; safe to call more than once.
+
+    `batched`: write lines below WARNING in batches (`BatchingStreamHandler`)."""
     root = logging.getLogger()
-    for handler in [h for h in root.handlers if getattr(h, "_gateway", False)]:
-        root.removeHandler(handler)
-    handler = logging.StreamHandler()
+    for old in [h for h in root.handlers if getattr(h, "_gateway", False)]:
+        root.removeHandler(old)
+        old.close()
+    handler: logging.StreamHandler[Any] = (
+        BatchingStreamHandler() if batched else logging.StreamHandler()
+    )
     handler.setFormatter(
         JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
     )

@@ -9,11 +9,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import uuid_utils
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from app.core.exceptions import JobConflict, JobNotFound
-from app.core.ids import random_uuids
 from app.schemas.jobs import Job, JobCreate, JobEvent, JobStatus
 from app.schemas.retry import RetryPolicy
 from app.store.base import StoreBase
@@ -67,7 +67,7 @@ class JobRecords(StoreBase):
 
     def create_job_from(self, new: NewJob) -> tuple[Job, bool]:
         """`create_job` with its arguments in one `NewJob`."""
-        [values] = _jobs_values([new])
+        values = _job_values(new)
         try:
             return self._insert_jobs([new], [values])[0], True
         except IntegrityError:
@@ -82,7 +82,7 @@ class JobRecords(StoreBase):
         None (nothing recorded) if an idempotency key of the batch is taken: then
         `create_job_from` tells a repeat from a new job, one at a time."""
         try:
-            return self._insert_jobs(batch, _jobs_values(batch))
+            return self._insert_jobs(batch, [_job_values(new) for new in batch])
         except IntegrityError:
             if not any(new.idempotency_key for new in batch):
                 raise
@@ -222,20 +222,15 @@ class NewJob:
 _UNSET = {column.name: None for column in JOB_COLUMNS}
 
 
-def _jobs_values(batch: Sequence[NewJob]) -> list[dict[str, Any]]:
-    return [
-        _job_values(new, job_id)
-        for new, job_id in zip(batch, random_uuids(len(batch)), strict=True)
-    ]
-
-
-def _job_values(new: NewJob, job_id: str) -> dict[str, Any]:
+def _job_values(new: NewJob) -> dict[str, Any]:
     request = new.request
     # ':' cannot occur in a user name (API_KEYS splits on it); PostgreSQL refuses NUL.
     scope = f"{new.user_id or ''}:{new.idempotency_key}" if new.idempotency_key else None
     now = utcnow()
     return {
-        "id": job_id,
+        # Time-ordered (UUID version 7): a group's ids land together at the end of the id
+        # index instead of on a page each, and SQLite's commit writes fewer pages.
+        "id": str(uuid_utils.uuid7()),
         "pipeline_name": request.pipeline_name,
         "parameters": request.parameters,
         "options": request.run_options().model_dump(mode="json"),

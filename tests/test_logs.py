@@ -73,6 +73,15 @@ def test_flush_and_close_write_what_is_pending(
     assert stream.getvalue() == "INFO pending\nINFO at the end\n"
 
 
+def test_a_handler_replaced_writes_its_pending_lines_as_it_closes(
+    logged: tuple[logging.Logger, BatchingStreamHandler, _Stream],
+) -> None:
+    logger, handler, stream = logged
+    logger.info("last words")
+    handler.close()
+    assert stream.getvalue() == "INFO last words\n"
+
+
 def test_lines_from_many_threads_are_each_written_once(
     logged: tuple[logging.Logger, BatchingStreamHandler, _Stream],
 ) -> None:

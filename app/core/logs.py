@@ -120,6 +120,8 @@ class BatchingStreamHandler(logging.StreamHandler[Any]):
     def close(self) -> None:
         self._closed = True
         self._wake.set()
+        with contextlib.suppress(Exception):  # as `_write_batches`: nowhere to report it
+            self.flush()
         super().close()
 
     def _write_batches(self) -> None:

@@ -1,0 +1,75 @@
+"""The API as several processes (`API_WORKERS=2`): each serves, and exactly one of them
+holds the background duties, taken over by the other when it dies."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests.utils.stack import running_stack, submit, wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+def _servers(api: psutil.Process) -> list[psutil.Process]:
+    """uvicorn's server processes under `python main.py` (spawned, so `spawn_main`)."""
+    return [
+        child
+        for child in api.children()
+        if child.is_running()
+        and child.status() != psutil.STATUS_ZOMBIE
+        and "spawn_main" in " ".join(child.cmdline())
+    ]
+
+
+def _duty_holder_pid(database: Path) -> int | None:
+    """The pid in the live `maintenance` lease's holder name (host:pid:nonce)."""
+    with sqlite3.connect(database) as db:
+        row = db.execute(
+            "SELECT holder, expires_at FROM leases WHERE name = 'maintenance'"
+        ).fetchone()
+    if row is None or datetime.fromisoformat(row[1]) < datetime.now(UTC).replace(tzinfo=None):
+        return None
+    return int(row[0].split(":")[1])
+
+
+def _completes(client: httpx.Client) -> None:
+    job = submit(client, pipeline_name="arithmetic", parameters={"initial_value": 7})
+    done = client.get(f"/jobs/{job['id']}", params={"wait": 30}, timeout=40).json()
+    assert done["status"] == "completed", done
+
+
+def test_two_api_processes_serve_and_one_holds_the_duties_until_it_dies(tmp_path: Path) -> None:
+    database = tmp_path / "jobs.db"
+    with running_stack(tmp_path, f"sqlite:///{database}", API_WORKERS="2") as stack:
+        assert stack.api is not None and stack.api.process is not None
+        api = psutil.Process(stack.api.process.pid)
+
+        def both_up() -> list[psutil.Process] | None:
+            found = _servers(api)
+            return found if len(found) == 2 else None
+
+        servers = wait_until(both_up, timeout=30, what="two API server processes")
+        with stack.client() as client:
+            for _ in range(4):  # new connections: the processes share the listening socket
+                _completes(client)
+        holder = wait_until(
+            lambda: _duty_holder_pid(database), timeout=20, what="a holder of the duties"
+        )
+        assert holder in {server.pid for server in servers}
+
+        psutil.Process(holder).send_signal(signal.SIGKILL)
+        survivor = next(server.pid for server in servers if server.pid != holder)
+        wait_until(
+            lambda: _duty_holder_pid(database) == survivor,
+            timeout=30,
+            what="the other API process to take the duties over",
+        )
+        with stack.client() as client:
+            _completes(client)

@@ -109,13 +109,17 @@ class BatchingStreamHandler(logging.StreamHandler[Any]):
             self._wake.set()
 
     def flush(self) -> None:
-        """Write every pending line now."""
-        with self._writing:
-            with self.lock:  # type: ignore[union-attr]
-                lines, self._pending = self._pending, []
+        """Write every pending line now. Takes `self.lock`, then the turn to write (the
+        order `emit` holds them in), and writes after giving the first one back."""
+        with self.lock:  # type: ignore[union-attr]
+            self._writing.acquire()
+            lines, self._pending = self._pending, []
+        try:
             if lines:
                 self.stream.write("".join(lines))
                 self.stream.flush()
+        finally:
+            self._writing.release()
 
     def close(self) -> None:
         self._closed = True

@@ -1,5 +1,5 @@
 """The API as several processes (`API_WORKERS=2`): each serves, and exactly one of them
-holds the background duties, taken over by the other when it dies."""
+holds the background duties, taken over by another when it dies."""
 
 from __future__ import annotations
 
@@ -18,14 +18,15 @@ pytestmark = pytest.mark.e2e
 
 
 def _servers(api: psutil.Process) -> list[psutil.Process]:
-    """uvicorn's server processes under `python main.py` (spawned, so `spawn_main`)."""
-    return [
-        child
-        for child in api.children()
-        if child.is_running()
-        and child.status() != psutil.STATUS_ZOMBIE
-        and "spawn_main" in " ".join(child.cmdline())
-    ]
+    """uvicorn's live server processes under `python main.py` (spawned: `spawn_main`)."""
+    found = []
+    for child in api.children():
+        try:  # a child may end (or be reaped) between two of these calls
+            if child.status() != psutil.STATUS_ZOMBIE and "spawn_main" in " ".join(child.cmdline()):
+                found.append(child)
+        except psutil.Error:
+            continue
+    return found
 
 
 def _duty_holder_pid(database: Path) -> int | None:
@@ -41,7 +42,7 @@ def _duty_holder_pid(database: Path) -> int | None:
 
 def _completes(client: httpx.Client) -> None:
     job = submit(client, pipeline_name="arithmetic", parameters={"initial_value": 7})
-    done = client.get(f"/jobs/{job['id']}", params={"wait": 30}, timeout=40).json()
+    done = client.get(f"/jobs/{job['id']}", params={"wait": 60}, timeout=70).json()
     assert done["status"] == "completed", done
 
 
@@ -65,11 +66,12 @@ def test_two_api_processes_serve_and_one_holds_the_duties_until_it_dies(tmp_path
         assert holder in {server.pid for server in servers}
 
         psutil.Process(holder).send_signal(signal.SIGKILL)
-        survivor = next(server.pid for server in servers if server.pid != holder)
-        wait_until(
-            lambda: _duty_holder_pid(database) == survivor,
-            timeout=30,
-            what="the other API process to take the duties over",
-        )
+
+        def taken_over() -> bool:
+            # By the other process, or by the one uvicorn starts in the killed one's place.
+            now = _duty_holder_pid(database)
+            return now not in (None, holder) and now in {s.pid for s in _servers(api)}
+
+        wait_until(taken_over, timeout=30, what="another API process to take the duties over")
         with stack.client() as client:
             _completes(client)

@@ -78,15 +78,15 @@ def _publish_due(manager: JobManager, broker: Broker, settings: Settings) -> int
     # A job whose queue holds messages is taken to be among them (a long queue, not a
     # lost message): it backs off as if published again, and leaves room in the next
     # pass for jobs that are due.
-    queued = [job.id for job, again in due if again and job.queue in waiting]
+    queued = {job.id for job, again in due if again and job.queue in waiting}
     published: list[str] = []
-    for job, again in due:
-        if again and job.queue in waiting:
+    for job, _ in due:
+        if job.id in queued:
             continue
         if not broker.publish(job):
             break
         published.append(job.id)
-    manager.mark_all_dispatched(job_ids=published + queued)
+    manager.mark_all_dispatched(job_ids=[*published, *queued])
     return len(published)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import threading
@@ -26,23 +27,35 @@ class _Stream(io.StringIO):
         return super().write(text)
 
 
-@pytest.fixture
-def logged() -> Iterator[tuple[logging.Logger, BatchingStreamHandler, _Stream]]:
+Logged = tuple[logging.Logger, BatchingStreamHandler, _Stream]
+
+
+@contextlib.contextmanager
+def _batching_logger(delay: float) -> Iterator[Logged]:
+    """A logger of its own whose one handler batches into a `_Stream`."""
     stream = _Stream()
-    handler = BatchingStreamHandler(delay=0.05)
+    handler = BatchingStreamHandler(delay=delay)
     handler.setStream(stream)
     handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
     logger = logging.getLogger(f"test-batching-{id(handler)}")
     logger.propagate = False
     logger.setLevel(logging.INFO)
     logger.addHandler(handler)
-    yield logger, handler, stream
-    logger.removeHandler(handler)
-    handler.close()
+    try:
+        yield logger, handler, stream
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+
+
+@pytest.fixture
+def logged() -> Iterator[Logged]:
+    with _batching_logger(delay=0.05) as found:
+        yield found
 
 
 def test_lines_logged_together_are_written_in_one_write_and_in_order(
-    logged: tuple[logging.Logger, BatchingStreamHandler, _Stream],
+    logged: Logged,
 ) -> None:
     logger, _, stream = logged
     for index in range(100):
@@ -53,7 +66,7 @@ def test_lines_logged_together_are_written_in_one_write_and_in_order(
 
 
 def test_a_warning_is_written_at_once_after_the_lines_before_it(
-    logged: tuple[logging.Logger, BatchingStreamHandler, _Stream],
+    logged: Logged,
 ) -> None:
     logger, _, stream = logged
     logger.info("before")
@@ -62,7 +75,7 @@ def test_a_warning_is_written_at_once_after_the_lines_before_it(
 
 
 def test_flush_and_close_write_what_is_pending(
-    logged: tuple[logging.Logger, BatchingStreamHandler, _Stream],
+    logged: Logged,
 ) -> None:
     logger, handler, stream = logged
     logger.info("pending")
@@ -74,7 +87,7 @@ def test_flush_and_close_write_what_is_pending(
 
 
 def test_a_handler_replaced_writes_its_pending_lines_as_it_closes(
-    logged: tuple[logging.Logger, BatchingStreamHandler, _Stream],
+    logged: Logged,
 ) -> None:
     logger, handler, stream = logged
     logger.info("last words")
@@ -86,33 +99,22 @@ def test_lines_from_many_threads_are_each_written_once() -> None:
     """Four threads log while the writer writes without a pause; every tenth line is a
     warning, written at once by the thread that logs it. Neither may wait on the other
     for good, and no line is lost, doubled or reordered."""
-    stream = _Stream()
-    handler = BatchingStreamHandler(delay=0)
-    handler.setStream(stream)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logger = logging.getLogger("test-batching-threads")
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    logger.addHandler(handler)
     count = 3000
+    with _batching_logger(delay=0) as (logger, handler, stream):
 
-    def log_many(name: str) -> None:
-        for index in range(count):
-            (logger.warning if index % 10 == 0 else logger.info)("%s %d", name, index)
+        def log_many(name: str) -> None:
+            for index in range(count):
+                (logger.warning if index % 10 == 0 else logger.info)("%s %d", name, index)
 
-    threads = [threading.Thread(target=log_many, args=(f"t{n}",)) for n in range(4)]
-    try:
+        threads = [threading.Thread(target=log_many, args=(f"t{n}",)) for n in range(4)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(timeout=30)
             assert not thread.is_alive(), "a logging thread is stuck"
         handler.flush()
-    finally:
-        logger.removeHandler(handler)
-        handler.close()
-    lines = stream.getvalue().splitlines()
-    assert len(lines) == len(set(lines)) == 4 * count
+    messages = [line.split(" ", 1)[1] for line in stream.getvalue().splitlines()]
+    assert len(messages) == len(set(messages)) == 4 * count
     for n in range(4):
-        mine = [line for line in lines if line.startswith(f"t{n} ")]
+        mine = [message for message in messages if message.startswith(f"t{n} ")]
         assert mine == [f"t{n} {index}" for index in range(count)]

@@ -4,15 +4,13 @@ holds the background duties, taken over by another when it dies."""
 from __future__ import annotations
 
 import signal
-import sqlite3
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import psutil
 import pytest
 
-from tests.utils.stack import running_stack, submit, wait_until
+from tests.utils.stack import duty_holder, running_stack, submit, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -31,13 +29,8 @@ def _servers(api: psutil.Process) -> list[psutil.Process]:
 
 def _duty_holder_pid(database: Path) -> int | None:
     """The pid in the live `maintenance` lease's holder name (host:pid:nonce)."""
-    with sqlite3.connect(database) as db:
-        row = db.execute(
-            "SELECT holder, expires_at FROM leases WHERE name = 'maintenance'"
-        ).fetchone()
-    if row is None or datetime.fromisoformat(row[1]) < datetime.now(UTC).replace(tzinfo=None):
-        return None
-    return int(row[0].split(":")[1])
+    holder = duty_holder(database)
+    return None if holder is None else int(holder.split(":")[1])
 
 
 def _completes(client: httpx.Client) -> None:

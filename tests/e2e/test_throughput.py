@@ -6,7 +6,7 @@ import sqlite3
 import sys
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from tests.utils.stack import (
     RedisServer,
     ServiceProcess,
     Stack,
+    duty_holder,
     free_port,
     scrubbed_env,
     submit,
@@ -124,13 +125,7 @@ class _Apis:
         return job.id
 
     def holder(self) -> str | None:
-        with sqlite3.connect(self.directory / "jobs.db") as db:
-            row = db.execute(
-                "SELECT holder, expires_at FROM leases WHERE name = 'maintenance'"
-            ).fetchone()
-        if row is None or datetime.fromisoformat(row[1]) < datetime.now(UTC).replace(tzinfo=None):
-            return None
-        return str(row[0])
+        return duty_holder(self.directory / "jobs.db")
 
     def stop(self) -> None:
         for api in self.apis:

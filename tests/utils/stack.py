@@ -10,11 +10,13 @@ import contextlib
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -310,6 +312,17 @@ class Stack:
         if self.api is not None:
             self.api.kill(signal.SIGTERM)
         self.redis.stop()
+
+
+def duty_holder(database: Path) -> str | None:
+    """The holder (host:pid:nonce) of the live `maintenance` lease in a SQLite store."""
+    with sqlite3.connect(database) as db:
+        row = db.execute(
+            "SELECT holder, expires_at FROM leases WHERE name = 'maintenance'"
+        ).fetchone()
+    if row is None or datetime.fromisoformat(row[1]) < datetime.now(UTC).replace(tzinfo=None):
+        return None
+    return str(row[0])
 
 
 def submit(client: httpx.Client, **body: Any) -> dict[str, Any]:
